@@ -1,0 +1,1 @@
+"""mesobot: the enquiry assistant of a mesotherapy training academy in London."""

@@ -1,0 +1,1 @@
+"""Curated knowledge (FAQ, organisation facts, courses, red flags) and the code that searches it."""

@@ -1,0 +1,59 @@
+"""The curated knowledge as typed, immutable objects: what the loader builds and the matcher reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Audience = Literal["delegate", "patient", "both"]
+AUDIENCES: tuple[str, ...] = ("delegate", "patient", "both")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One of the academy's documents; every entry names the one its facts come from."""
+
+    id: str
+    title: str
+    file: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One FAQ entry. `answer` is rendered: organisation facts are already filled in."""
+
+    id: str
+    audience: Audience
+    question: str
+    phrasings: tuple[str, ...]
+    answer: str
+    source: str
+    related: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Course:
+    """A course people can book, with the key facts /courses lists."""
+
+    id: str
+    name: str
+    summary: str
+    facts: tuple[tuple[str, str], ...]
+    source: str
+    entry_id: str
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    facts: Mapping[str, str]
+    sources: Mapping[str, Source]
+    entries: tuple[Entry, ...]
+    courses: tuple[Course, ...]
+
+    def entry(self, entry_id: str) -> Entry:
+        for entry in self.entries:
+            if entry.id == entry_id:
+                return entry
+        raise KeyError(entry_id)
