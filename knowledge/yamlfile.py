@@ -35,7 +35,7 @@ def _construct_mapping(loader: _StrictLoader, node: MappingNode) -> LineDict:
         key = loader.construct_object(key_node, deep=True)
         if key in mapping:
             raise KnowledgeError(
-                f"line {key_node.start_mark.line + 1}: duplicate key {key!r} "
+                f"{key_node.start_mark.line + 1}: duplicate key {key!r} "
                 f"(first given in the mapping at line {mapping.line})"
             )
         mapping[key] = loader.construct_object(value_node, deep=True)
