@@ -1,0 +1,58 @@
+"""Recognise a message that means "I want a place", however it is worded.
+
+Many people never say "book": they ask how to pay, apply, enrol, hold or secure a place. Others
+use those words while only asking about them ("what do I get once I've paid?"); those framings win.
+The patterns live in intents.yaml so the academy can extend them without code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from knowledge.yamlfile import KnowledgeError, load_yaml
+
+INTENTS_FILE = Path(__file__).with_name("intents.yaml")
+
+
+@dataclass(frozen=True)
+class BookingIntent:
+    wants: tuple[re.Pattern[str], ...]
+    only_asking: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def load(cls, path: Path = INTENTS_FILE) -> BookingIntent:
+        data = load_yaml(path)
+        try:
+            booking = data["booking"]
+            fill = {"desire": _alternatives(booking["desire"]), "action": _alternatives(booking["action"])}
+            wants = tuple(_compile(_fill(p, fill), path) for p in booking["wants"])
+            only_asking = tuple(_compile(p, path) for p in booking["only_asking"])
+        except (KeyError, TypeError) as exc:
+            raise KnowledgeError(f"{path}: booking needs desire, action, wants, only_asking ({exc})")
+        return cls(wants, only_asking)
+
+    def wants_to_book(self, text: str) -> bool:
+        folded = text.casefold().replace("\u2019", "'")
+        if any(p.search(folded) for p in self.only_asking):
+            return False
+        return any(p.search(folded) for p in self.wants)
+
+
+def _alternatives(text: str) -> str:
+    return "|".join(part.strip() for part in text.split("|") if part.strip())
+
+
+def _compile(pattern: str, path: Path) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise KnowledgeError(f"{path}: bad pattern {pattern!r}: {exc}") from None
+
+
+def _fill(pattern: str, fill: dict[str, str]) -> str:
+    """Put the shared lists in; plain replace, because regex braces like {0,40} are not fields."""
+    for name, value in fill.items():
+        pattern = pattern.replace("{" + name + "}", value)
+    return pattern
