@@ -26,11 +26,16 @@ class BookingIntent:
         data = load_yaml(path)
         try:
             booking = data["booking"]
-            fill = {"desire": _alternatives(booking["desire"]), "action": _alternatives(booking["action"])}
+            fill = {
+                "desire": _alternatives(booking["desire"]),
+                "action": _alternatives(booking["action"]),
+            }
             wants = tuple(_compile(_fill(p, fill), path) for p in booking["wants"])
             only_asking = tuple(_compile(p, path) for p in booking["only_asking"])
         except (KeyError, TypeError) as exc:
-            raise KnowledgeError(f"{path}: booking needs desire, action, wants, only_asking ({exc})")
+            raise KnowledgeError(
+                f"{path}: booking needs desire, action, wants, only_asking ({exc})"
+            ) from None
         return cls(wants, only_asking)
 
     def wants_to_book(self, text: str) -> bool:

@@ -58,9 +58,7 @@ class Language:
         for canonical, words in data["synonyms"].items():
             for word in words:
                 if str(word) in rewrites:
-                    raise KnowledgeError(
-                        f"{path}: {word!r} is folded twice (synonyms of {canonical})"
-                    )
+                    raise KnowledgeError(f"{path}: {word!r} is folded twice (synonyms of {canonical})")
                 rewrites[str(word)] = (str(canonical),)
         for word, targets in rewrites.items():  # a spelling fix may land on a synonym: follow it
             rewrites[word] = tuple(t for target in targets for t in rewrites.get(target, (target,)))

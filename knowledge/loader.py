@@ -15,13 +15,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from knowledge.model import AUDIENCES, Audience, Course, Entry, Knowledge, Source
+from knowledge.model import AUDIENCES, Audience, Course, Entry, Gap, Knowledge, Source
 from knowledge.yamlfile import KnowledgeError, LineDict, load_yaml
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent
 ORG_FILE = "org.yaml"
 FAQ_FILE = "faq.yaml"
 COURSES_FILE = "courses.yaml"
+GAPS_FILE = "gaps.yaml"
 MAX_ANSWER_CHARS = 1000  # Telegram allows 4096; anything near this is no longer a chat answer
 MAX_RELATED = 3  # follow-up buttons under one answer
 
@@ -36,6 +37,7 @@ _ENTRY_FIELDS = dict.fromkeys(
     ("id", "audience", "question", "phrasings", "keywords", "answer", "source"), True
 ) | {"related": False}
 _COURSE_FIELDS = dict.fromkeys(("id", "name", "summary", "facts", "source", "entry_id"), True)
+_GAP_FIELDS = dict.fromkeys(("id", "topic", "question", "phrasings", "keywords"), True)
 
 Report = Callable[[str], None]
 
@@ -176,9 +178,7 @@ def _load_list(path: Path, problems: _Problems) -> list[Any]:
     return data
 
 
-def _load_org(
-    path: Path, problems: _Problems
-) -> tuple[dict[str, str], dict[str, Source], int | None] | None:
+def _load_org(path: Path, problems: _Problems) -> tuple[dict[str, str], dict[str, Source], int | None] | None:
     """Facts, sources and the facts mapping's line; None when the file cannot be used at all."""
     try:
         data = load_yaml(path)
@@ -237,11 +237,10 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
     problems = _Problems()
     org = _load_org(org_path, problems)
     facts, sources, facts_line = org if org is not None else ({}, {}, None)
-    context = _Context(
-        problems, _Renderer(facts if org is not None else None), sources, org is not None
-    )
+    context = _Context(problems, _Renderer(facts if org is not None else None), sources, org is not None)
     entries = _load_entries(directory / FAQ_FILE, context)
     courses = _load_courses(directory / COURSES_FILE, context, {entry.id for entry in entries})
+    gaps = _load_gaps(directory / GAPS_FILE, context, {entry.id for entry in entries})
     if org is not None:
         for name in facts:
             if name not in context.renderer.used:
@@ -255,6 +254,7 @@ def load_knowledge(directory: Path | None = None) -> Knowledge:
         sources=MappingProxyType(dict(sources)),
         entries=tuple(entries),
         courses=tuple(courses),
+        gaps=tuple(gaps),
     )
 
 
@@ -276,9 +276,7 @@ class _Context:
                 self.problems.reporter(path, _line(raw), f"{kind} #{index}")("must be a mapping")
                 continue
             raw_id = raw.get("id")
-            label = (
-                f"{kind} {raw_id!r}" if isinstance(raw_id, str) and raw_id else f"{kind} #{index}"
-            )
+            label = f"{kind} {raw_id!r}" if isinstance(raw_id, str) and raw_id else f"{kind} #{index}"
             yield raw, self.problems.reporter(path, raw.line, label)
 
     def source(self, item: Mapping[Any, Any], report: Report) -> str:
@@ -343,6 +341,27 @@ def _load_entries(path: Path, context: _Context) -> list[Entry]:
     return entries
 
 
+def _load_gaps(path: Path, context: _Context, entry_ids: set[str]) -> list[Gap]:
+    gaps: list[Gap] = []
+    seen: set[str] = set()
+    for raw, report in context.items(path, "gap"):
+        _check_fields(raw, _GAP_FIELDS, report)
+        gap_id = _id(raw, report)
+        if gap_id in seen or gap_id in entry_ids:
+            report(f"duplicate id {gap_id!r} (ids are shared with faq.yaml)")
+        seen.add(gap_id)
+        gaps.append(
+            Gap(
+                id=gap_id,
+                topic=_text(raw, "topic", report),
+                question=_text(raw, "question", report),
+                phrasings=tuple(_texts(raw, "phrasings", report)),
+                keywords=tuple(_texts(raw, "keywords", report)),
+            )
+        )
+    return gaps
+
+
 def _load_courses(path: Path, context: _Context, entry_ids: set[str]) -> list[Course]:
     courses: list[Course] = []
     seen_ids: set[str] = set()
@@ -388,5 +407,6 @@ def summary(knowledge: Knowledge) -> str:
             f"courses:   {len(knowledge.courses)}",
             f"sources:   {len(knowledge.sources)}",
             f"facts:     {len(knowledge.facts)}",
+            f"gaps:      {len(knowledge.gaps)} topics the documents do not answer",
         ]
     )

@@ -34,6 +34,18 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Something people ask that the documents do not answer. It is matched like an entry, so the
+    bot says plainly that it does not know rather than answering a near neighbour."""
+
+    id: str
+    topic: str
+    question: str
+    phrasings: tuple[str, ...]
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Course:
     """A course people can book, with the key facts /courses lists."""
 
@@ -51,6 +63,7 @@ class Knowledge:
     sources: Mapping[str, Source]
     entries: tuple[Entry, ...]
     courses: tuple[Course, ...]
+    gaps: tuple[Gap, ...] = ()
 
     def entry(self, entry_id: str) -> Entry:
         for entry in self.entries:

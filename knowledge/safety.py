@@ -153,9 +153,7 @@ def _check_keys(
     ok = True
     for key in node:
         if key not in allowed:
-            problems.add(
-                line, where, f"unknown field {key!r} (allowed: {', '.join(sorted(allowed))})"
-            )
+            problems.add(line, where, f"unknown field {key!r} (allowed: {', '.join(sorted(allowed))})")
             ok = False
     for key in required:
         if key not in node:
@@ -196,9 +194,7 @@ class _Compiler:
     its first word, so phrases concatenate and a match is always aligned to whole words.
     """
 
-    def __init__(
-        self, problems: _Problems, macros: Mapping[str, Any], spellings: Mapping[str, str]
-    ):
+    def __init__(self, problems: _Problems, macros: Mapping[str, Any], spellings: Mapping[str, str]):
         self.problems = problems
         self.macro_sources = macros
         self.rewritten = {key: value for key, value in spellings.items() if " " not in key}
@@ -292,9 +288,7 @@ class _Compiler:
                 self.problems.add(self.line, self.where, f"bad regex {raw!r}: {exc}")
                 return None
             if any(_GAP_NAME.match(name) for name in compiled.groupindex):
-                self.problems.add(
-                    self.line, self.where, f"regex {raw!r}: group names _gN are reserved"
-                )
+                self.problems.add(self.line, self.where, f"regex {raw!r}: group names _gN are reserved")
                 return None
             return f" (?:{raw})"
         elements = source.split()
@@ -421,9 +415,7 @@ class _Normaliser:
         self.multi_lengths = sorted({len(key) for key in self.multi}, reverse=True)
         self.known = frozenset(known)
         stem_list = sorted(set(stems), key=len, reverse=True)
-        self.stem_re = (
-            re.compile("(?:" + "|".join(map(re.escape, stem_list)) + ")") if stem_list else None
-        )
+        self.stem_re = re.compile("(?:" + "|".join(map(re.escape, stem_list)) + ")") if stem_list else None
         self.buckets: dict[str, list[str]] = {}
         for word in sorted(set(vocabulary)):
             if len(word) >= _FUZZY_MIN_LENGTH - 1 and word.isalpha():
@@ -469,9 +461,7 @@ class _Normaliser:
     def tokens(self, text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text).casefold()
         if not text.isascii():
-            text = "".join(
-                c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-            )
+            text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
         text = _WILL.sub(r"\1 will", text)
         text = _APOSTROPHE.sub("", text)
         text = _DECIMAL.sub(r"\1", text)
@@ -625,11 +615,7 @@ class _Message:
         found = self._cues.get("_present")
         if found is None:
             pseudo = [(s, e) for s, e in self.cues("pseudo_present")]
-            found = [
-                (s, e)
-                for s, e in self.cues("present")
-                if not any(ps <= s < pe for ps, pe in pseudo)
-            ]
+            found = [(s, e) for s, e in self.cues("present") if not any(ps <= s < pe for ps, pe in pseudo)]
             self._cues["_present"] = found
         return found
 
@@ -757,9 +743,7 @@ class SafetyGate:
         # texts
         advice = data["advice"]
         self.advice_texts: dict[str, str] = {}
-        if _check_keys(
-            problems, advice, "advice", ("emergency", "urgent", "advice_request"), line=1
-        ):
+        if _check_keys(problems, advice, "advice", ("emergency", "urgent", "advice_request"), line=1):
             line = _line(advice)
             for key in ("emergency", "urgent", "advice_request"):
                 self.advice_texts[key] = _text(problems, advice, key, f"advice.{key}", line)
@@ -768,9 +752,7 @@ class SafetyGate:
         self.signs_for = frozenset()
         if _check_keys(problems, signs, "seek_help_signs", ("text", "entries")):
             self.seek_help_signs = _text(problems, signs, "text", "seek_help_signs", _line(signs))
-            entries = _str_list(
-                problems, signs.get("entries"), "seek_help_signs.entries", _line(signs)
-            )
+            entries = _str_list(problems, signs.get("entries"), "seek_help_signs.entries", _line(signs))
             self.signs_for = frozenset(entries)
         note = data["patient_note"]
         if not isinstance(note, str) or not note.strip():
@@ -785,9 +767,7 @@ class SafetyGate:
         if _check_keys(problems, settings, "settings", (), tuple(defaults.__dataclass_fields__)):
             for key, value in settings.items():
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    problems.add(
-                        _line(settings), f"settings.{key}", "must be a non-negative number"
-                    )
+                    problems.add(_line(settings), f"settings.{key}", "must be a non-negative number")
                 elif key == "fuzzy_cutoff" and not 50 <= value <= 100:
                     problems.add(_line(settings), f"settings.{key}", "must be between 50 and 100")
                 else:
@@ -804,17 +784,13 @@ class SafetyGate:
                 k = " ".join(_APOSTROPHE.sub("", str(key).casefold()).split())
                 v = " ".join(_APOSTROPHE.sub("", str(value).casefold()).split())
                 if not k or not v or not all(_WORD.match(w) for w in (k + " " + v).split()):
-                    problems.add(
-                        _line(raw_spellings), f"spellings.{key}", "must map words to words"
-                    )
+                    problems.add(_line(raw_spellings), f"spellings.{key}", "must map words to words")
                     continue
                 if k == v:
                     problems.add(_line(raw_spellings), f"spellings.{key}", "maps a word to itself")
                     continue
                 spellings[k] = v
-        vocabulary = _word_list(
-            problems, data.get("vocabulary", []), "vocabulary", allow_empty=True
-        )
+        vocabulary = _word_list(problems, data.get("vocabulary", []), "vocabulary", allow_empty=True)
         not_typos = _word_list(problems, data.get("not_typos", []), "not_typos", allow_empty=True)
 
         # macros
@@ -826,9 +802,7 @@ class SafetyGate:
             if not re.match(r"[A-Z][A-Z0-9_]*\Z", str(name)):
                 problems.add(_line(macros), f"macros.{name}", "macro names are UPPER_CASE")
             _str_list(problems, entries, f"macros.{name}", _line(macros))
-        compiler = _Compiler(
-            problems, {k: v for k, v in macros.items() if isinstance(v, list)}, spellings
-        )
+        compiler = _Compiler(problems, {k: v for k, v in macros.items() if isinstance(v, list)}, spellings)
         compiler.line = _line(macros)
         for name in macros:
             if isinstance(macros[name], list):
@@ -875,9 +849,7 @@ class SafetyGate:
             flag_id = raw.get("id") if isinstance(raw, dict) else None
             if isinstance(flag_id, str) and flag_id:
                 where = flag_id
-            if not _check_keys(
-                problems, raw, where, ("id", "level", "label", "patterns"), ("note",)
-            ):
+            if not _check_keys(problems, raw, where, ("id", "level", "label", "patterns"), ("note",)):
                 continue
             if not isinstance(flag_id, str) or not _ID.match(flag_id):
                 problems.add(line, where, f"id {flag_id!r} must be lower_snake_case")
@@ -916,9 +888,7 @@ class SafetyGate:
                 problems.add(line, where, f"id {request_id!r} must be lower_snake_case")
                 continue
             if request_id in seen:
-                problems.add(
-                    line, where, f"duplicate id (first defined at line {seen[request_id]})"
-                )
+                problems.add(line, where, f"duplicate id (first defined at line {seen[request_id]})")
                 continue
             seen[request_id] = line
             unless = None
@@ -945,11 +915,7 @@ class SafetyGate:
             w for w in used if len(w) >= 4 and w.isalpha() and w not in _NOT_SYMPTOMS
         )
         self.symptom_stems = tuple(
-            sorted(
-                w[:-1]
-                for w in used
-                if w.endswith("*") and len(w) >= 5 and w[:-1] not in _NOT_SYMPTOMS
-            )
+            sorted(w[:-1] for w in used if w.endswith("*") and len(w) >= 5 and w[:-1] not in _NOT_SYMPTOMS)
         )
         self._symptom_stem_re = (
             re.compile("(?:" + "|".join(map(re.escape, self.symptom_stems)) + ")")
@@ -959,9 +925,7 @@ class SafetyGate:
         targets = {w for w in compiler.words | compiler.stems if w.isalpha()} | set(vocabulary)
         targets |= {w for v in spellings.values() for w in v.split()}
         known = targets | set(not_typos) | cue_vocab | set(spellings)
-        self.normaliser = _Normaliser(
-            spellings, targets, known, compiler.stems, self.settings.fuzzy_cutoff
-        )
+        self.normaliser = _Normaliser(spellings, targets, known, compiler.stems, self.settings.fuzzy_cutoff)
 
     def _patterns(
         self, problems: _Problems, compiler: _Compiler, raw: Any, where: str, line: int
@@ -975,9 +939,7 @@ class SafetyGate:
             unless = unless_before = None
             if isinstance(item, dict):
                 item_line = _line(item, line)
-                if not _check_keys(
-                    problems, item, where, ("match",), ("unless", "unless_before"), item_line
-                ):
+                if not _check_keys(problems, item, where, ("match",), ("unless", "unless_before"), item_line):
                     continue
                 compiler.line = item_line
                 source = item["match"]
@@ -1057,9 +1019,7 @@ class SafetyGate:
                 start, end = message.span(*match.span())
                 if message.negated_before(start, self.settings.negation_window):
                     continue
-                if pattern.unless and self._cancelled(
-                    message, pattern.unless, start, anywhere=True
-                ):
+                if pattern.unless and self._cancelled(message, pattern.unless, start, anywhere=True):
                     continue
                 return self.advice_texts["advice_request"]
         return None
@@ -1080,9 +1040,7 @@ class SafetyGate:
             return False
         if pattern.unless and self._cancelled(message, pattern.unless, start, anywhere=True):
             return False
-        if pattern.unless_before and self._cancelled(
-            message, pattern.unless_before, start, anywhere=False
-        ):
+        if pattern.unless_before and self._cancelled(message, pattern.unless_before, start, anywhere=False):
             return False
         sentence = message.sentence_of(start)
         if message.in_sentence("past_time", sentence) and not message.present_in(sentence):
@@ -1091,9 +1049,7 @@ class SafetyGate:
             return False
         return not self._general_question(message, start, end, gaps, sentence)
 
-    def _cancelled(
-        self, message: _Message, regex: re.Pattern[str], start: int, anywhere: bool
-    ) -> bool:
+    def _cancelled(self, message: _Message, regex: re.Pattern[str], start: int, anywhere: bool) -> bool:
         sentence = message.sentence_of(start)
         for m in regex.finditer(message.text):
             cue_start, cue_end = message.span(*m.span())

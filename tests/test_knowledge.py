@@ -308,14 +308,13 @@ _FAST_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def _shipped() -> tuple[Data, ...]:
     """The shipped files as plain data, parsed once; each test edits a deep copy."""
     return tuple(
-        yaml.load((KNOWLEDGE_DIR / name).read_text(encoding="utf-8"), Loader=_FAST_LOADER)
-        for name in FILES
+        yaml.load((KNOWLEDGE_DIR / name).read_text(encoding="utf-8"), Loader=_FAST_LOADER) for name in FILES
     )
 
 
 @pytest.fixture
 def copy_dir(tmp_path: Path) -> Path:
-    for name in FILES:
+    for name in (*FILES, "gaps.yaml"):
         shutil.copy(KNOWLEDGE_DIR / name, tmp_path / name)
     return tmp_path
 
@@ -503,3 +502,14 @@ def test_duplicate_key_names_file_and_line(copy_dir: Path) -> None:
     (copy_dir / "faq.yaml").write_text(text + "  source: pain-course-page\n", encoding="utf-8")
     message = _problems(copy_dir)
     assert re.search(r"faq\.yaml:\d+: duplicate key 'source'", message), message
+
+
+def test_gaps_are_loaded_and_share_the_id_space(copy_dir: Path) -> None:
+    knowledge = load_knowledge(copy_dir)
+    assert {"refunds-cancellation", "course-dates", "general-training-price"} <= {
+        gap.id for gap in knowledge.gaps
+    }
+    gaps = (copy_dir / "gaps.yaml").read_text(encoding="utf-8")
+    (copy_dir / "gaps.yaml").write_text(gaps.replace("id: course-dates", "id: aftercare"))
+    with pytest.raises(KnowledgeError, match=r"gaps.yaml:\d+: gap 'aftercare': duplicate id"):
+        load_knowledge(copy_dir)
