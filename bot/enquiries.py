@@ -436,9 +436,7 @@ class EnquiryLog:
         except EnquiryNotFound:
             return None
 
-    def list(
-        self, status: str | None = None, *, limit: int | None = 50, offset: int = 0
-    ) -> list[Enquiry]:
+    def list(self, status: str | None = None, *, limit: int | None = 50, offset: int = 0) -> list[Enquiry]:
         """A page of enquiries, newest first. status: None = all, "open" = new or
         in_progress, or one status."""
         where, params = self._status_filter(status)
@@ -522,9 +520,7 @@ class EnquiryLog:
                 raise EnquiryNotFound(enquiry_id)
         return self.get(enquiry_id)
 
-    def set_staff_message(
-        self, enquiry_id: int, message_id: int, chat_id: int | None = None
-    ) -> Enquiry:
+    def set_staff_message(self, enquiry_id: int, message_id: int, chat_id: int | None = None) -> Enquiry:
         """Remember the enquiry's post in the staff chat, so staff replies to it find the
         enquiry after a restart. With chat_id it is also stored as a relay (exact lookup)."""
         now = self.now()
@@ -662,9 +658,7 @@ class EnquiryLog:
 
     def user_data(self, user_id: int) -> dict[str, Any]:
         """Everything stored about one user as plain JSON-ready dicts, for /mydata."""
-        enquiries = self._enquiries(
-            "SELECT * FROM enquiries WHERE user_id = ? ORDER BY id", [user_id]
-        )
+        enquiries = self._enquiries("SELECT * FROM enquiries WHERE user_id = ? ORDER BY id", [user_id])
         relays = self._rows(
             "SELECT * FROM relays WHERE enquiry_id IN (SELECT id FROM enquiries WHERE user_id = ?)"
             " OR user_chat_id = ? ORDER BY id",
@@ -721,16 +715,13 @@ class EnquiryLog:
         cutoff = iso((now or self.clock()) - timedelta(days=days))
         with self.write() as db:
             return db.execute(
-                "DELETE FROM enquiries WHERE status = 'done'"
-                " AND coalesce(handled_at, updated_at) < ?",
+                "DELETE FROM enquiries WHERE status = 'done' AND coalesce(handled_at, updated_at) < ?",
                 [cutoff],
             ).rowcount
 
     def export_rows(self) -> list[dict[str, Any]]:
         """Every enquiry as a plain dict, oldest first, for CSV/JSON export."""
-        return [
-            enquiry.to_dict() for enquiry in self._enquiries("SELECT * FROM enquiries ORDER BY id")
-        ]
+        return [enquiry.to_dict() for enquiry in self._enquiries("SELECT * FROM enquiries ORDER BY id")]
 
 
 # --------------------------------------------------------------------------- async
@@ -748,9 +739,7 @@ class AsyncEnquiryLog:
         self._closed = False
         try:
             # Opened in the worker thread: only that thread ever touches the connection.
-            self._log: EnquiryLog = self._executor.submit(
-                EnquiryLog, self.path, clock=clock
-            ).result()
+            self._log: EnquiryLog = self._executor.submit(EnquiryLog, self.path, clock=clock).result()
         except BaseException:
             self._executor.shutdown(wait=True)
             raise
@@ -765,9 +754,7 @@ class AsyncEnquiryLog:
         if self._closed:
             raise RuntimeError("the enquiry log is closed")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._executor, functools.partial(fn, self._log, *args, **kwargs)
-        )
+        future = loop.run_in_executor(self._executor, functools.partial(fn, self._log, *args, **kwargs))
         return await asyncio.shield(future)
 
     async def close(self) -> None:
@@ -819,9 +806,7 @@ class AsyncEnquiryLog:
     async def count_open(self) -> int:
         return await self.call(EnquiryLog.count_open)
 
-    async def set_status(
-        self, enquiry_id: int, status: str, by: str | int | None = None
-    ) -> Enquiry:
+    async def set_status(self, enquiry_id: int, status: str, by: str | int | None = None) -> Enquiry:
         return await self.call(EnquiryLog.set_status, enquiry_id, status, by)
 
     async def take(self, enquiry_id: int, by: str | int) -> Enquiry:

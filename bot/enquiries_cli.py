@@ -83,9 +83,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="The enquiry log. With no command: the open enquiries.",
         parents=[db_option],
     )
-    parser.set_defaults(
-        handler=run, enquiries_command="list", all=False, status=None, limit=20, page=1
-    )
+    parser.set_defaults(handler=run, enquiries_command="list", all=False, status=None, limit=20, page=1)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     listing = commands.add_parser(
@@ -232,8 +230,7 @@ def _show(path: Path, enquiry_id: int) -> int:
     if enquiry.details:
         lines.append("details")
         lines.extend(
-            f"  {key}: " + _indent(_plain(value), len(key) + 4)
-            for key, value in enquiry.details.items()
+            f"  {key}: " + _indent(_plain(value), len(key) + 4) for key, value in enquiry.details.items()
         )
     if enquiry.staff_message_id is not None:
         chat = enquiry.staff_chat_id if enquiry.staff_chat_id is not None else "?"
@@ -243,8 +240,7 @@ def _show(path: Path, enquiry_id: int) -> int:
     if enquiry.staff_notes:
         lines.append("notes")
         lines.extend(
-            f"  {_when(note.get('at', ''))}  {note.get('by', '?')}: "
-            + _indent(str(note.get("text", "")), 4)
+            f"  {_when(note.get('at', ''))}  {note.get('by', '?')}: " + _indent(str(note.get("text", "")), 4)
             for note in enquiry.staff_notes
         )
     print("\n".join(lines))

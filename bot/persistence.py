@@ -79,9 +79,7 @@ def _conversation_row(
 # The SQL, as plain functions of the sync log: each runs whole on the worker thread.
 
 
-def _write_conversation(
-    log: EnquiryLog, row: tuple[str, str, str | None, int | None, int | None]
-) -> None:
+def _write_conversation(log: EnquiryLog, row: tuple[str, str, str | None, int | None, int | None]) -> None:
     name, key, state, chat_id, user_id = row
     if state is None:
         log.db.execute("DELETE FROM conversations WHERE name = ? AND key = ?", [name, key])
@@ -139,8 +137,7 @@ def _delete_data(log: EnquiryLog, table: str, column: str, row_id: int) -> None:
 
 def _read_data(log: EnquiryLog, table: str, column: str) -> dict[int, Data]:
     return {
-        row[column]: json.loads(row["data"])
-        for row in log.db.query(f"SELECT {column}, data FROM {table}")
+        row[column]: json.loads(row["data"]) for row in log.db.query(f"SELECT {column}, data FROM {table}")
     }
 
 
@@ -149,9 +146,7 @@ def _read_bot_data(log: EnquiryLog) -> Data:
     return json.loads(row[0]) if row else {}
 
 
-def _drop_stale(
-    log: EnquiryLog, older_than_minutes: float, now: datetime | None, name: str | None
-) -> int:
+def _drop_stale(log: EnquiryLog, older_than_minutes: float, now: datetime | None, name: str | None) -> int:
     cutoff = iso((now or log.clock()) - timedelta(minutes=older_than_minutes))
     sql, params = "DELETE FROM conversations WHERE updated_at < ?", [cutoff]
     if name is not None:
@@ -160,9 +155,7 @@ def _drop_stale(
         return db.execute(sql, params).rowcount
 
 
-def _read_conversations(
-    log: EnquiryLog, name: str, expire_after_minutes: float | None
-) -> ConversationDict:
+def _read_conversations(log: EnquiryLog, name: str, expire_after_minutes: float | None) -> ConversationDict:
     if expire_after_minutes is not None:
         _drop_stale(log, expire_after_minutes, None, name)
     return {
@@ -264,9 +257,7 @@ class SQLitePersistence(BasePersistence[Data, Data, Data]):
 
     # -- BasePersistence: writes, each committed immediately
 
-    async def update_conversation(
-        self, name: str, key: ConversationKey, new_state: object | None
-    ) -> None:
+    async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
         await self._call(_update_conversation, _conversation_row(name, key, new_state, None))
 
     async def update_user_data(self, user_id: int, data: Data) -> None:

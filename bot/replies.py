@@ -37,6 +37,7 @@ class Reply:
     suggestions: tuple[Choice, ...] = ()
     related: tuple[Choice, ...] = ()
     red_flags: tuple[str, ...] = field(default=())
+    for_staff: bool = False  # an enquiry staff must see: recorded by the doors that keep a log
 
     @property
     def entry_id(self) -> str | None:

@@ -66,7 +66,7 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number (a Telegram chat id), got {raw!r}")
+        raise SettingsError(f"{name} must be a whole number (a Telegram chat id), got {raw!r}") from None
 
 
 def _id_set(env: Mapping[str, str], name: str) -> frozenset[int]:
@@ -74,9 +74,7 @@ def _id_set(env: Mapping[str, str], name: str) -> frozenset[int]:
     try:
         return frozenset(int(part) for part in re.split(r"[,\s]+", raw) if part)
     except ValueError:
-        raise SettingsError(
-            f"{name} must be Telegram user ids separated by commas, got {raw!r}"
-        )
+        raise SettingsError(f"{name} must be Telegram user ids separated by commas, got {raw!r}") from None
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

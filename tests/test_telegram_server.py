@@ -110,9 +110,7 @@ async def test_parameters_as_json_form_query_and_multipart(
         "sendMessage",
         data={"chat_id": str(user.id), "text": "form", "reply_markup": json.dumps(markup)},
     )
-    as_json = await api.post(
-        "sendMessage", json={"chat_id": user.id, "text": "json", "reply_markup": markup}
-    )
+    as_json = await api.post("sendMessage", json={"chat_id": user.id, "text": "json", "reply_markup": markup})
     query = await api.get("sendMessage", params={"chat_id": user.id, "text": "query"})
     multipart = await api.post(
         "sendMessage",
@@ -134,7 +132,11 @@ async def test_sent_message_is_a_complete_telegram_message(
     question = bot_api.send_text(user, "hello")
     before = int(time.time())
     status, body = await call(
-        api, "sendMessage", chat_id=user.id, text="Hi <b>Ann</b>", parse_mode="HTML",
+        api,
+        "sendMessage",
+        chat_id=user.id,
+        text="Hi <b>Ann</b>",
+        parse_mode="HTML",
         reply_parameters={"message_id": question["message_id"]},
     )
     assert status == 200
@@ -142,15 +144,21 @@ async def test_sent_message_is_a_complete_telegram_message(
     assert message["message_id"] == question["message_id"] + 1  # ids count per chat
     assert abs(message["date"] - before) <= 2  # seconds, not milliseconds
     assert message["from"] == {
-        "id": 123456789, "is_bot": True, "first_name": "Mesobot", "username": "mesobot_test_bot"
+        "id": 123456789,
+        "is_bot": True,
+        "first_name": "Mesobot",
+        "username": "mesobot_test_bot",
     }
-    assert message["chat"] == {"id": user.id, "username": "ann", "first_name": "Ann",
-                               "type": "private"}
+    assert message["chat"] == {
+        "id": user.id,
+        "username": "ann",
+        "first_name": "Ann",
+        "type": "private",
+    }
     assert message["text"] == "Hi Ann"
     assert message["entities"] == [{"offset": 3, "length": 3, "type": "bold"}]
     assert message["reply_to_message"]["text"] == "hello"
-    missing = await call(api, "sendMessage", chat_id=user.id, text="x",
-                         reply_parameters={"message_id": 999})
+    missing = await call(api, "sendMessage", chat_id=user.id, text="x", reply_parameters={"message_id": 999})
     assert missing == (400, bad("Bad Request: message to be replied not found"))
 
 
@@ -162,34 +170,56 @@ async def test_sent_message_is_a_complete_telegram_message(
         ({"text": "<b> </b>", "parse_mode": "HTML"}, "Bad Request: message text is empty"),
         ({}, "Bad Request: message text is empty"),
         ({"text": "x" * 4097}, "Bad Request: message is too long"),
-        ({"text": "<b>" + "x" * 4097 + "</b>", "parse_mode": "HTML"},
-         "Bad Request: message is too long"),
-        ({"text": "<p>hi</p>", "parse_mode": "HTML"},
-         'Bad Request: can\'t parse entities: Unsupported start tag "p" at byte offset 0'),
-        ({"text": "<b>hi", "parse_mode": "HTML"},
-         "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\""),
-        ({"text": "<b><i>x</b></i>", "parse_mode": "HTML"},
-         "Bad Request: can't parse entities: Unmatched end tag at byte offset 7, "
-         'expected "</i>", found "</b>"'),
-        ({"text": "é < 2", "parse_mode": "HTML"},
-         'Bad Request: can\'t parse entities: Unsupported start tag "" at byte offset 3'),
-        ({"text": "a</b>", "parse_mode": "HTML"},
-         "Bad Request: can't parse entities: Unexpected end tag at byte offset 1"),
-        ({"text": "x <b", "parse_mode": "HTML"},
-         "Bad Request: can't parse entities: Unclosed start tag at byte offset 2"),
-        ({"text": '<span class="big">x</span>', "parse_mode": "HTML"},
-         'Bad Request: can\'t parse entities: Tag "span" must have class "tg-spoiler" at byte '
-         "offset 0"),
-        ({"text": "Q&A", "parse_mode": "HTML"},
-         'Bad Request: can\'t parse entities: Unescaped "&" at byte offset 1: write it as "&amp;"'),
-        ({"text": "1.5", "parse_mode": "MarkdownV2"},
-         "Bad Request: can't parse entities: Character '.' is reserved and must be escaped with "
-         "the preceding '\\'"),
-        ({"text": "*bold", "parse_mode": "MarkdownV2"},
-         "Bad Request: can't parse entities: Can't find end of Bold entity at byte offset 0"),
-        ({"text": "a *b", "parse_mode": "Markdown"},
-         "Bad Request: can't parse entities: Can't find end of the entity starting at byte "
-         "offset 2"),
+        (
+            {"text": "<b>" + "x" * 4097 + "</b>", "parse_mode": "HTML"},
+            "Bad Request: message is too long",
+        ),
+        (
+            {"text": "<p>hi</p>", "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Unsupported start tag "p" at byte offset 0',
+        ),
+        (
+            {"text": "<b>hi", "parse_mode": "HTML"},
+            "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+        ),
+        (
+            {"text": "<b><i>x</b></i>", "parse_mode": "HTML"},
+            "Bad Request: can't parse entities: Unmatched end tag at byte offset 7, "
+            'expected "</i>", found "</b>"',
+        ),
+        (
+            {"text": "é < 2", "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Unsupported start tag "" at byte offset 3',
+        ),
+        (
+            {"text": "a</b>", "parse_mode": "HTML"},
+            "Bad Request: can't parse entities: Unexpected end tag at byte offset 1",
+        ),
+        (
+            {"text": "x <b", "parse_mode": "HTML"},
+            "Bad Request: can't parse entities: Unclosed start tag at byte offset 2",
+        ),
+        (
+            {"text": '<span class="big">x</span>', "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Tag "span" must have class "tg-spoiler" at byte offset 0',
+        ),
+        (
+            {"text": "Q&A", "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Unescaped "&" at byte offset 1: write it as "&amp;"',
+        ),
+        (
+            {"text": "1.5", "parse_mode": "MarkdownV2"},
+            "Bad Request: can't parse entities: Character '.' is reserved and must be escaped with "
+            "the preceding '\\'",
+        ),
+        (
+            {"text": "*bold", "parse_mode": "MarkdownV2"},
+            "Bad Request: can't parse entities: Can't find end of Bold entity at byte offset 0",
+        ),
+        (
+            {"text": "a *b", "parse_mode": "Markdown"},
+            "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 2",
+        ),
     ],
 )
 async def test_text_validation_errors(
@@ -233,7 +263,10 @@ async def test_markdown_v2_and_auto_detected_entities(
 ) -> None:
     user = bot_api.add_user()
     status, body = await call(
-        api, "sendMessage", chat_id=user.id, parse_mode="MarkdownV2",
+        api,
+        "sendMessage",
+        chat_id=user.id,
+        parse_mode="MarkdownV2",
         text="*Book* _now_ at [our site](https://academy.example.com) or email hi@academy\\.uk",
     )
     assert status == 200, body
@@ -258,30 +291,38 @@ async def test_keyboards(bot_api: TelegramServer, api: httpx.AsyncClient) -> Non
 
     assert (await send(inline(callback_data="é" * 32)))[0] == 200  # 64 bytes
     assert await send(inline(callback_data="é" * 33)) == (
-        400, bad("Bad Request: BUTTON_DATA_INVALID"))
+        400,
+        bad("Bad Request: BUTTON_DATA_INVALID"),
+    )
     text_only = (
-        "Bad Request: can't parse InlineKeyboardButton: Text buttons are not allowed in "
-        "the inline keyboard"
+        "Bad Request: can't parse InlineKeyboardButton: Text buttons are not allowed in the inline keyboard"
     )
     assert await send(inline()) == (400, bad(text_only))
     assert await send(inline(callback_data="")) == (400, bad(text_only))
     assert await send({"inline_keyboard": [[{"text": "", "callback_data": "x"}]]}) == (
-        400, bad("Bad Request: BUTTON_TEXT_INVALID"))
+        400,
+        bad("Bad Request: BUTTON_TEXT_INVALID"),
+    )
     assert await send(inline(url="not a url")) == (400, bad("Bad Request: BUTTON_URL_INVALID"))
     assert await send({"inline_keyboard": [{"text": "row is not a list"}]}) == (
-        400, bad('Bad Request: Field "inline_keyboard" of the InlineKeyboardMarkup must be an '
-                 "Array of Arrays"))
+        400,
+        bad('Bad Request: Field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'),
+    )
     status, body = await send(
-        {"keyboard": [[{"text": "Share phone", "request_contact": True}], ["Cancel"]],
-         "resize_keyboard": True, "one_time_keyboard": True}
+        {
+            "keyboard": [[{"text": "Share phone", "request_contact": True}], ["Cancel"]],
+            "resize_keyboard": True,
+            "one_time_keyboard": True,
+        }
     )
     assert status == 200 and "reply_markup" not in body["result"]  # not part of a Message
     assert bot_api.reply_keyboard(user)["keyboard"][0][0]["request_contact"] is True
     assert (await send({"remove_keyboard": True}))[0] == 200
     assert bot_api.reply_keyboard(user) is None
     assert (await send({"force_reply": True, "input_field_placeholder": "Your name"}))[0] == 200
-    assert (await call(api, "sendMessage", chat_id=user.id, text="x", reply_markup="{nope"))[
-        1] == bad("Bad Request: can't parse reply keyboard markup JSON object")
+    assert (await call(api, "sendMessage", chat_id=user.id, text="x", reply_markup="{nope"))[1] == bad(
+        "Bad Request: can't parse reply keyboard markup JSON object"
+    )
 
 
 async def test_edit_errors(bot_api: TelegramServer, api: httpx.AsyncClient) -> None:
@@ -290,36 +331,49 @@ async def test_edit_errors(bot_api: TelegramServer, api: httpx.AsyncClient) -> N
     _, body = await call(api, "sendMessage", chat_id=user.id, text="Menu", reply_markup=markup)
     mid = body["result"]["message_id"]
 
-    same = await call(api, "editMessageText", chat_id=user.id, message_id=mid, text="Menu",
-                      reply_markup=markup)
+    same = await call(
+        api, "editMessageText", chat_id=user.id, message_id=mid, text="Menu", reply_markup=markup
+    )
     assert same == (400, bad(NOT_MODIFIED))
     # Without reply_markup an edit removes the keyboard: that is a modification.
     status, body = await call(api, "editMessageText", chat_id=user.id, message_id=mid, text="Menu")
     assert status == 200 and "reply_markup" not in body["result"]
     assert "edit_date" in body["result"]
     assert await call(api, "editMessageReplyMarkup", chat_id=user.id, message_id=mid) == (
-        400, bad(NOT_MODIFIED))
-    status, body = await call(api, "editMessageReplyMarkup", chat_id=user.id, message_id=mid,
-                              reply_markup=markup)
+        400,
+        bad(NOT_MODIFIED),
+    )
+    status, body = await call(
+        api, "editMessageReplyMarkup", chat_id=user.id, message_id=mid, reply_markup=markup
+    )
     assert status == 200 and body["result"]["reply_markup"] == markup
     assert bot_api.last_message(user)["reply_markup"] == markup
 
     assert await call(api, "editMessageText", chat_id=user.id, message_id=999, text="x") == (
-        400, bad("Bad Request: message to edit not found"))
+        400,
+        bad("Bad Request: message to edit not found"),
+    )
     theirs = bot_api.send_text(user, "mine")
-    assert await call(api, "editMessageText", chat_id=user.id,
-                      message_id=theirs["message_id"], text="x") == (
-        400, bad("Bad Request: message can't be edited"))
+    assert await call(api, "editMessageText", chat_id=user.id, message_id=theirs["message_id"], text="x") == (
+        400,
+        bad("Bad Request: message can't be edited"),
+    )
     assert await call(api, "editMessageText", chat_id=user.id, message_id=mid, text="x" * 4097) == (
-        400, bad("Bad Request: MESSAGE_TOO_LONG"))
+        400,
+        bad("Bad Request: MESSAGE_TOO_LONG"),
+    )
 
 
-async def test_callback_queries_are_answered_once(
-    bot_api: TelegramServer, api: httpx.AsyncClient
-) -> None:
+async def test_callback_queries_are_answered_once(bot_api: TelegramServer, api: httpx.AsyncClient) -> None:
     user = bot_api.add_user()
-    markup = {"inline_keyboard": [[{"text": "Yes", "callback_data": "yes"},
-                                   {"text": "Site", "url": "https://example.com"}]]}
+    markup = {
+        "inline_keyboard": [
+            [
+                {"text": "Yes", "callback_data": "yes"},
+                {"text": "Site", "url": "https://example.com"},
+            ]
+        ]
+    }
     _, body = await call(api, "sendMessage", chat_id=user.id, text="Sure?", reply_markup=markup)
     message = body["result"]
     assert bot_api.buttons(message) == [("Yes", "yes"), ("Site", None)]
@@ -329,26 +383,36 @@ async def test_callback_queries_are_answered_once(
     assert query["data"] == "yes" and query["message"]["message_id"] == message["message_id"]
     assert bot_api.unanswered_callbacks() == [query]
 
-    assert await call(api, "answerCallbackQuery", callback_query_id=query["id"],
-                      text="x" * 201) == (400, bad("Bad Request: MESSAGE_TOO_LONG"))
+    assert await call(api, "answerCallbackQuery", callback_query_id=query["id"], text="x" * 201) == (
+        400,
+        bad("Bad Request: MESSAGE_TOO_LONG"),
+    )
     assert await call(api, "answerCallbackQuery", callback_query_id=query["id"], text="Done") == (
-        200, {"ok": True, "result": True})
+        200,
+        {"ok": True, "result": True},
+    )
     assert await call(api, "answerCallbackQuery", callback_query_id=query["id"]) == (
-        400, bad(QUERY_TOO_OLD))
+        400,
+        bad(QUERY_TOO_OLD),
+    )
     assert await call(api, "answerCallbackQuery", callback_query_id="12345") == (
-        400, bad(QUERY_TOO_OLD))
+        400,
+        bad(QUERY_TOO_OLD),
+    )
     [answer] = bot_api.answered_callbacks()
     assert answer["id"] == query["id"] and answer["data"] == "yes" and answer["text"] == "Done"
     assert bot_api.unanswered_callbacks() == []
 
 
-async def test_chat_not_found_blocked_and_kicked(
-    bot_api: TelegramServer, api: httpx.AsyncClient
-) -> None:
+async def test_chat_not_found_blocked_and_kicked(bot_api: TelegramServer, api: httpx.AsyncClient) -> None:
     assert await call(api, "sendMessage", chat_id=424242, text="hi") == (
-        400, bad("Bad Request: chat not found"))
+        400,
+        bad("Bad Request: chat not found"),
+    )
     assert await call(api, "sendMessage", chat_id="@nobody", text="hi") == (
-        400, bad("Bad Request: chat not found"))
+        400,
+        bad("Bad Request: chat not found"),
+    )
     assert await call(api, "sendMessage", text="hi") == (400, bad("Bad Request: chat_id is empty"))
     user = bot_api.add_user()
     bot_api.block_bot(user)
@@ -358,12 +422,14 @@ async def test_chat_not_found_blocked_and_kicked(
     )
     stranger = bot_api.add_user(started=False)
     assert (await call(api, "sendMessage", chat_id=stranger.id, text="hi"))[1]["description"] == (
-        "Forbidden: bot can't initiate conversation with a user")
+        "Forbidden: bot can't initiate conversation with a user"
+    )
     staff = bot_api.add_group("Staff", [user])
     assert (await call(api, "sendMessage", chat_id=staff.id, text="hi"))[0] == 200
     bot_api.remove_bot(staff)
     assert (await call(api, "sendMessage", chat_id=staff.id, text="hi"))[1]["description"] == (
-        "Forbidden: bot was kicked from the supergroup chat")
+        "Forbidden: bot was kicked from the supergroup chat"
+    )
 
 
 async def test_commands(bot_api: TelegramServer, api: httpx.AsyncClient) -> None:
@@ -380,12 +446,18 @@ async def test_commands(bot_api: TelegramServer, api: httpx.AsyncClient) -> None
         ({"command": "x" * 33, "description": "d"}, "Bad Request: BOT_COMMAND_INVALID"),
         ({"command": "my-cmd", "description": "d"}, "Bad Request: BOT_COMMAND_INVALID"),
         ({"command": "", "description": "d"}, "Bad Request: BOT_COMMAND_INVALID"),
-        ({"command": "ok", "description": " "},
-         "Bad Request: command description must be non-empty"),
-        ({"command": "ok", "description": "d" * 257},
-         "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID"),
-        ({"command": "ok"},
-         'Bad Request: can\'t parse BotCommand: Can\'t find field "description"'),
+        (
+            {"command": "ok", "description": " "},
+            "Bad Request: command description must be non-empty",
+        ),
+        (
+            {"command": "ok", "description": "d" * 257},
+            "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID",
+        ),
+        (
+            {"command": "ok"},
+            "Bad Request: can't parse BotCommand: Can't find field \"description\"",
+        ),
     ]:
         assert await call(api, "setMyCommands", commands=[command]) == (400, bad(description))
     assert bot_api.commands() == good
@@ -413,9 +485,7 @@ async def test_long_poll_returns_as_soon_as_an_update_arrives(
     assert update["message"] == message
 
 
-async def test_long_poll_times_out_with_no_updates(
-    bot_api: TelegramServer, api: httpx.AsyncClient
-) -> None:
+async def test_long_poll_times_out_with_no_updates(bot_api: TelegramServer, api: httpx.AsyncClient) -> None:
     started = time.monotonic()
     assert await call(api, "getUpdates", timeout=1) == (200, {"ok": True, "result": []})
     assert 0.9 <= time.monotonic() - started < 1.5
@@ -446,9 +516,7 @@ async def test_offset_confirms_updates(bot_api: TelegramServer, api: httpx.Async
     assert await texts() == ["five"]
 
 
-async def test_a_second_poller_terminates_the_first(
-    bot_api: TelegramServer, api: httpx.AsyncClient
-) -> None:
+async def test_a_second_poller_terminates_the_first(bot_api: TelegramServer, api: httpx.AsyncClient) -> None:
     first = asyncio.create_task(call(api, "getUpdates", timeout=10))
     await bot_api.wait_for(bot_api.long_polls_waiting)
     async with httpx.AsyncClient(base_url=f"{bot_api.base_url}{TEST_TOKEN}/") as other:
@@ -500,7 +568,9 @@ async def test_webhook_blocks_get_updates(bot_api: TelegramServer, api: httpx.As
     status, body = await call(api, "getUpdates")
     assert status == 409 and body["description"].startswith("Conflict: can't use getUpdates")
     assert await call(api, "deleteWebhook") == (
-        200, {"ok": True, "result": True, "description": "Webhook was deleted"})
+        200,
+        {"ok": True, "result": True, "description": "Webhook was deleted"},
+    )
 
 
 # --------------------------------------------------------------------------- driver
@@ -583,8 +653,9 @@ async def test_ptb_bot_round_trip(bot_api: TelegramServer, bot: Bot) -> None:
     assert me.is_bot and me.username == "mesobot_test_bot"
 
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Book", callback_data="book:1")]])
-    sent = await bot.send_message(ann.id, "<b>Hello</b> &lt;Ann&gt;", parse_mode=ParseMode.HTML,
-                                  reply_markup=keyboard)
+    sent = await bot.send_message(
+        ann.id, "<b>Hello</b> &lt;Ann&gt;", parse_mode=ParseMode.HTML, reply_markup=keyboard
+    )
     assert sent.text == "Hello <Ann>" and sent.entities[0].type == "bold"
     assert sent.reply_markup == keyboard
     edited = await bot.edit_message_text("Booked", ann.id, sent.message_id)
@@ -595,12 +666,16 @@ async def test_ptb_bot_round_trip(bot_api: TelegramServer, bot: Bot) -> None:
     assert await bot.answer_callback_query(query["id"], text="OK")
     assert bot_api.answered_callbacks()[0]["text"] == "OK"
 
-    document = await bot.send_document(ann.id, io.BytesIO(b"a,b\n1,2\n"), filename="export.csv",
-                                       caption="Your export")
+    document = await bot.send_document(
+        ann.id, io.BytesIO(b"a,b\n1,2\n"), filename="export.csv", caption="Your export"
+    )
     assert document.document.file_name == "export.csv"
     [stored] = bot_api.documents(ann)
     assert (stored.filename, stored.content, stored.caption) == (
-        "export.csv", b"a,b\n1,2\n", "Your export")
+        "export.csv",
+        b"a,b\n1,2\n",
+        "Your export",
+    )
 
     question = bot_api.send_text(ann, "Is it safe?")
     copied = await bot.copy_message(staff.id, ann.id, question["message_id"])
@@ -614,12 +689,16 @@ async def test_ptb_bot_round_trip(bot_api: TelegramServer, bot: Bot) -> None:
     chat = await bot.get_chat(staff.id)
     assert chat.title == "Staff" and chat.type == "supergroup"
     await bot.set_my_commands([BotCommand("start", "Start over")])
-    await bot.set_my_commands([BotCommand("staff", "Staff help")],
-                              scope=BotCommandScopeChat(staff.id))
+    await bot.set_my_commands([BotCommand("staff", "Staff help")], scope=BotCommandScopeChat(staff.id))
     assert [c.command for c in await bot.get_my_commands()] == ["start"]
     assert bot_api.commands({"type": "chat", "chat_id": staff.id})[0]["command"] == "staff"
-    await bot.send_message(ann.id, "Share?", reply_markup=ReplyKeyboardMarkup(
-        [[KeyboardButton("Share phone", request_contact=True)]], one_time_keyboard=True))
+    await bot.send_message(
+        ann.id,
+        "Share?",
+        reply_markup=ReplyKeyboardMarkup(
+            [[KeyboardButton("Share phone", request_contact=True)]], one_time_keyboard=True
+        ),
+    )
     await bot.send_message(ann.id, "Thanks", reply_markup=ReplyKeyboardRemove())
     await bot.send_message(ann.id, "Name?", reply_markup=ForceReply())
     bot_api.assert_no_errors()
@@ -632,17 +711,32 @@ async def test_ptb_raises_telegrams_errors(bot_api: TelegramServer, bot: Bot) ->
     cases = [
         (bot.send_message(ann.id, " "), BadRequest, "Message text is empty"),
         (bot.send_message(ann.id, "x" * 4097), BadRequest, "Message is too long"),
-        (bot.send_message(ann.id, "<p>", parse_mode="HTML"), BadRequest,
-         'Can\'t parse entities: unsupported start tag "p" at byte offset 0'),
+        (
+            bot.send_message(ann.id, "<p>", parse_mode="HTML"),
+            BadRequest,
+            'Can\'t parse entities: unsupported start tag "p" at byte offset 0',
+        ),
         (bot.send_message(424242, "Hi"), BadRequest, "Chat not found"),
-        (bot.edit_message_text("Hi", ann.id, sent.message_id), BadRequest,
-         NOT_MODIFIED.removeprefix("Bad Request: ").capitalize()),
+        (
+            bot.edit_message_text("Hi", ann.id, sent.message_id),
+            BadRequest,
+            NOT_MODIFIED.removeprefix("Bad Request: ").capitalize(),
+        ),
         (bot.edit_message_text("x", ann.id, 999), BadRequest, "Message to edit not found"),
-        (bot.send_message(ann.id, "x", reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton("x", callback_data="x" * 65)]])),
-         BadRequest, "Button_data_invalid"),
-        (bot.answer_callback_query("1"), BadRequest,
-         QUERY_TOO_OLD.removeprefix("Bad Request: ").capitalize()),
+        (
+            bot.send_message(
+                ann.id,
+                "x",
+                reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="x" * 65)]]),
+            ),
+            BadRequest,
+            "Button_data_invalid",
+        ),
+        (
+            bot.answer_callback_query("1"),
+            BadRequest,
+            QUERY_TOO_OLD.removeprefix("Bad Request: ").capitalize(),
+        ),
     ]
     for coroutine, error, message in cases:
         with pytest.raises(error) as raised:

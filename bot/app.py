@@ -1,0 +1,72 @@
+"""Assemble the PTB Application: services, persistence, handlers; and run it with long polling."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.ext import Application, ApplicationBuilder, PersistenceInput
+from telegram.request import BaseRequest
+
+import handlers
+from bot import texts
+from bot.brain import Brain
+from bot.enquiries import AsyncEnquiryLog
+from bot.persistence import SQLitePersistence
+from bot.services import Services, services
+from bot.settings import Settings
+from bot.updates import PerChatUpdateProcessor
+
+log = logging.getLogger(__name__)
+
+
+def build_application(
+    settings: Settings,
+    brain: Brain,
+    *,
+    token: str | None = None,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+) -> Application:
+    """The bot, ready to initialise; `request`s replace HTTP (the terminal chat plays Telegram)."""
+    enquiry_log = AsyncEnquiryLog(settings.db_path)
+    persistence = SQLitePersistence(
+        enquiry_log,  # one connection and one thread for all of SQLite
+        # bot_data carries the live services; conversations and user data survive restarts.
+        store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
+        expire_after_minutes=settings.booking_timeout_minutes,
+    )
+    builder = (
+        ApplicationBuilder()
+        .token(token or settings.require_token())
+        .concurrent_updates(PerChatUpdateProcessor())
+        .persistence(persistence)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if settings.api_base_url:
+        builder.base_url(settings.api_base_url)
+    if request is not None:
+        builder.request(request).get_updates_request(updates_request or request)
+    application = builder.build()
+    Services(settings, brain, enquiry_log).attach(application)
+    handlers.register(application)
+    return application
+
+
+async def _post_init(application: Application) -> None:
+    await application.bot.set_my_commands(
+        [BotCommand(name, description) for name, description in texts.COMMANDS]
+    )
+    log.info("mesobot is up as @%s", application.bot.username)
+
+
+async def _post_shutdown(application: Application) -> None:
+    await services(application).log.close()
+
+
+def run(settings: Settings) -> int:
+    """Run the Telegram bot until interrupted."""
+    application = build_application(settings, Brain.load())
+    application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0

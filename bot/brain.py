@@ -1,0 +1,142 @@
+"""The one road every message takes: safety first, then booking intent, then the FAQ.
+
+The Telegram handlers, the terminal chat and `python -m bot ask` all call `Brain.reply`, so what
+the CLI reports is what users get. The brain does no I/O and knows nothing of Telegram; recording
+enquiries is the caller's job, because the CLI must not write to the log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot import texts
+from bot.replies import Choice, Kind, Reply
+from knowledge.intents import BookingIntent
+from knowledge.language import Language
+from knowledge.loader import load_knowledge
+from knowledge.matcher import Matcher, Outcome, split_questions
+from knowledge.model import Entry, Knowledge
+from knowledge.safety import SafetyGate
+
+MAX_MATCH_CHARS = 1000  # matching reads the start of a long message; the safety gate reads it all
+_ABOUT_BOT = re.compile(
+    r"\b(?:who|what) (?:are|r) (?:you|u)\b|\bare (?:you|u) (?:a |an )?(?:bot|robot|human|real|person|ai)\b",
+    re.IGNORECASE,
+)
+_THANKS = {"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou"}
+
+
+@dataclass(frozen=True)
+class Brain:
+    knowledge: Knowledge
+    matcher: Matcher
+    safety: SafetyGate
+    booking: BookingIntent
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> Brain:
+        """Load and validate all curated data; any problem raises KnowledgeError."""
+        knowledge = load_knowledge(directory)
+        language = Language.load(directory / "language.yaml") if directory else Language.load()
+        safety = SafetyGate.load(directory / "red_flags.yaml") if directory else SafetyGate.load()
+        booking = BookingIntent.load(directory / "intents.yaml") if directory else BookingIntent.load()
+        matcher = Matcher(knowledge.entries + knowledge.gaps, language)
+        return cls(knowledge, matcher, safety, booking)
+
+    def reply(self, text: str) -> Reply:
+        """Decide what to say to one message."""
+        question = text.strip()
+        finding = self.safety.check(question)
+        if finding is not None:
+            return Reply(question, Kind.URGENT, finding.advice, red_flags=finding.flags, for_staff=True)
+        advice = self.safety.advice_request(question)
+        if advice is not None:
+            return Reply(question, Kind.FALLBACK, advice, for_staff=True)
+        if self.booking.wants_to_book(question[:MAX_MATCH_CHARS]):
+            return self.book(question)
+        if not self.matcher.terms(question[:MAX_MATCH_CHARS]) or _ABOUT_BOT.search(question):
+            return self.small_talk(question)
+        return self.answer(self.matcher.match(question[:MAX_MATCH_CHARS]), question)
+
+    def book(self, question: str) -> Reply:
+        """The booking hand-off starts; a question asked alongside is answered first."""
+        asked = [p for p in split_questions(question[:MAX_MATCH_CHARS]) if not self.booking.wants_to_book(p)]
+        outcome = self.matcher.match(". ".join(asked)) if asked else Outcome("none")
+        entries = [m.entry for m in outcome.matches] if outcome.kind == "answer" else []
+        text = texts.BOOKING_START
+        if entries:
+            text = f"{self.render(entries)}\n\n{text}"
+        return Reply(
+            question,
+            Kind.BOOKING,
+            text,
+            entry_ids=tuple(e.id for e in entries),
+            score=outcome.score if entries else 1.0,
+        )
+
+    def small_talk(self, question: str) -> Reply:
+        """A message with no question in it ("hi", "thanks", "👍"): nothing for staff to follow up."""
+        words = set(self.matcher.language.raw_words(question))
+        text = texts.THANKS if words & _THANKS else texts.NO_QUESTION
+        if _ABOUT_BOT.search(question):
+            text = texts.ABOUT_BOT
+        return Reply(question, Kind.FALLBACK, text)
+
+    def answer(self, outcome: Outcome, question: str) -> Reply:
+        """Render a matcher outcome as a reply."""
+        if outcome.kind == "answer":
+            entries = [m.entry for m in outcome.matches]
+            return Reply(
+                question,
+                Kind.ANSWER,
+                self.render(entries),
+                entry_ids=tuple(e.id for e in entries),
+                score=outcome.score,
+                related=self.related(entries),
+            )
+        if outcome.kind == "suggest":
+            return Reply(
+                question,
+                Kind.SUGGEST,
+                texts.DID_YOU_MEAN,
+                score=outcome.score,
+                suggestions=tuple(Choice(m.entry.id, m.entry.question) for m in outcome.matches),
+            )
+        text = texts.FALLBACK
+        if outcome.kind == "gap":
+            text = texts.GAP.format(topic=outcome.matches[0].entry.topic)
+        return Reply(question, Kind.FALLBACK, text, score=outcome.score, for_staff=True)
+
+    def answer_entries(self, entry_ids: list[str] | tuple[str, ...]) -> Reply:
+        """Answer known entries (a button press, or the question asked alongside a booking)."""
+        entries = [self.knowledge.entry(entry_id) for entry_id in entry_ids]
+        return Reply(
+            entries[0].question,
+            Kind.ANSWER,
+            self.render(entries),
+            entry_ids=tuple(entry_ids),
+            score=1.0,
+            related=self.related(entries),
+        )
+
+    def render(self, entries: list[Entry]) -> str:
+        """Answers as the user sees them; several are titled by the question they answer."""
+        titled = len(entries) > 1
+        parts = [f"▸ {e.question}\n{e.answer}" if titled else e.answer for e in entries]
+        if any(e.id in self.safety.signs_for for e in entries):
+            parts.append(self.safety.seek_help_signs)
+        if any(e.audience == "patient" for e in entries):
+            parts.append(self.safety.patient_note)
+        return "\n\n".join(parts)
+
+    def related(self, entries: list[Entry]) -> tuple[Choice, ...]:
+        shown = {e.id for e in entries}
+        choices: list[Choice] = []
+        for entry in entries:
+            for related_id in entry.related:
+                if related_id not in shown:
+                    shown.add(related_id)
+                    choices.append(Choice(related_id, self.knowledge.entry(related_id).question))
+        return tuple(choices[:3])

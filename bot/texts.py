@@ -1,0 +1,170 @@
+"""Every fixed sentence the bot says, in one place, so the academy can review the wording.
+
+Answers themselves live in knowledge/ (the FAQ) and safety advice in knowledge/red_flags.yaml.
+"""
+
+GREETING = (
+    "Hello{name}! I'm the academy's assistant.\n"
+    "I can tell you about our mesotherapy courses, what a treatment is like and aftercare, "
+    "and I can pass a booking request to our team.\n\n"
+    "Type a question in your own words, or pick from the menu."
+)
+HELP = (
+    "Ask me anything about the courses or about mesotherapy, in your own words, for example:\n"
+    "• How much is the pain mesotherapy course?\n"
+    "• Where is the training held?\n"
+    "• What should I do after my treatment?\n\n"
+    "Commands:\n{commands}\n\n"
+    "If I can't answer, I'll pass your question to our team and they'll follow up here. "
+    "If you are worried about a reaction after a treatment, say so and I'll tell you where to get "
+    "help straight away."
+)
+MENU_COURSES = "📚 Courses"
+MENU_BOOK = "📝 Book a place"
+MENU_AFTERCARE = "🩹 Aftercare"
+MENU_ASK = "❓ Ask a question"
+ASK_PROMPT = "Go ahead: type your question in your own words and I'll do my best to answer it."
+COURSES_HEADER = "Our courses:"
+COURSES_FOOTER = "Ask me about any of them, or tap below to request a booking."
+
+DID_YOU_MEAN = "I'm not completely sure what you're asking. Did you mean one of these?"
+NONE_OF_THESE = "None of these"
+NONE_OF_THESE_REPLY = (
+    "Thanks. I've passed your question to our team so someone can answer it properly; "
+    "they'll follow up with you here."
+)
+FALLBACK = (
+    "I'm sorry, I don't have that in the academy's information, and I'd rather not guess. "
+    "I've passed your question to our team and someone will follow up with you here."
+)
+GAP = (
+    "I'm sorry, the academy's information doesn't cover {topic}, and I'd rather not guess. "
+    "I've passed your question to our team and someone will follow up with you here."
+)
+FALLBACK_NOT_SAVED = (
+    "I'm sorry, I don't have that in the academy's information, and I'd rather not guess. "
+    "I couldn't pass your question to our team just now; please try again in a few minutes."
+)
+RELATED = "Related questions:"
+BOOK_OFFER = "Would you like to request a place? Tap “Book a place” or send /book."
+BOOKING_START = "I'd be glad to help you book. I'll take a few details and pass them to our team."
+
+EMPTY_MESSAGE = "It looks like that message was empty. What would you like to know?"
+NO_QUESTION = "What would you like to know? Type your question in your own words, or send /help."
+ABOUT_BOT = (
+    "I'm the academy's automated assistant. I answer questions about our courses and about "
+    "mesotherapy from the academy's own information, and pass anything else to our team."
+)
+THANKS = "You're welcome! Ask me anything else whenever you like."
+NOT_TEXT = "I can only read text messages, so I can't open {what}. Please type your question and I'll help."
+UNKNOWN_COMMAND = "I don't know the command {command}. Send /help to see what I can do."
+EDITED = "I saw you edited your message; here's my answer to the new version:"
+GROUP_HINT = "Mention me (@{username}) or reply to my message to ask a question here."
+ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
+
+# (command, description) in the order shown in Telegram's menu and in /help.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "Start and show the menu"),
+    ("courses", "Our courses and their key facts"),
+    ("book", "Request a place on a course"),
+    ("help", "What I can do"),
+    ("privacy", "What we store and why"),
+    ("mydata", "Send me the data you hold about me"),
+    ("forgetme", "Delete the data you hold about me"),
+    ("cancel", "Stop what we're doing"),
+)
+STALE_BUTTON = "That button is out of date. Please send your question again or use /start."
+
+# Staff-facing texts (posted to the staff chat).
+STAFF_KIND = {
+    "urgent": "🚨 URGENT: possible complication",
+    "booking": "📝 Booking request",
+    "fallback": "❓ Unanswered question",
+}
+STAFF_POST = "{title} · {reference}\nFrom: {who}\n\n{text}"
+STAFF_POST_HINT = "Reply to this message to answer the user through the bot."
+STAFF_TAKE = "✋ Take"
+STAFF_DONE = "✅ Done"
+
+# Booking conversation.
+BOOK_PRIVATELY = "To keep your details private, please message me directly to book: {link}"
+BOOK_COURSE = "Which course would you like a place on?"
+BOOK_NAME = "What's your full name, as it should appear on your certificate?"
+BOOK_NAME_USE = "Use “{name}”"
+BOOK_CONTACT = (
+    "How can our team reach you? Tap the button below to share your Telegram phone number, "
+    "or type an email address or phone number."
+)
+BOOK_SHARE_CONTACT = "📱 Share my phone number"
+BOOK_BACKGROUND = (
+    "Are you from a medical or a non-medical background? "
+    "(It matters for SoMUK membership, which is priced differently for each.)"
+)
+BOOK_MEDICAL = "Medical"
+BOOK_NON_MEDICAL = "Non-medical"
+BOOK_NOTES = (
+    "Any preferred dates, or anything else our team should know? Course dates aren't listed "
+    "here, so our team will confirm what's available. Type it, or tap “No notes”."
+)
+BOOK_NO_NOTES = "No notes"
+BOOK_CONSENT = (
+    "Before I pass this on: how we use your details (UK GDPR)\n"
+    "• What we keep: the course, your name, contact details, background and notes, and your "
+    "Telegram name and id.\n"
+    "• Why: only so our team can arrange your place and contact you about it.\n"
+    "• How long: until your request is dealt with, then {days} more days, after which it is "
+    "deleted.\n"
+    "• Your rights: send /mydata to see it, or /forgetme to delete it at any time.\n\n"
+    "Do you agree to us keeping these details for this purpose?"
+)
+BOOK_AGREE = "✅ I agree"
+BOOK_DISAGREE = "✖️ No, cancel"
+BOOK_SUMMARY = (
+    "Please check your request:\n"
+    "• Course: {course}\n• Name: {name}\n• Contact: {contact}\n• Background: {background}\n"
+    "• Notes: {notes}\n\nShall I send it to our team?"
+)
+BOOK_CONFIRM = "✅ Confirm"
+BOOK_EDIT = "✏️ Edit"
+BOOK_CANCEL = "✖️ Cancel"
+BOOK_EDIT_WHICH = "What would you like to change?"
+BOOK_FIELD_LABELS = {
+    "course": "Course",
+    "name": "Name",
+    "contact": "Contact",
+    "background": "Background",
+    "notes": "Notes",
+}
+BOOK_DONE = (
+    "Thank you, {name}! Your booking request is saved as {reference}.\n"
+    "Our team will contact you by {contact_kind} to confirm your place and take payment. "
+    "Once your payment is confirmed, your SoMUK Learning Pack is sent to you by email.\n"
+    "Keep the reference in case you need to ask about it."
+)
+BOOK_NOT_SAVED = (
+    "I'm sorry, I couldn't save your request just now, so nothing has been sent yet. "
+    "Your answers are kept: tap Confirm again in a minute."
+)
+BOOK_CANCELLED = "No problem, I've cancelled that booking request; nothing was sent. /book starts again."
+BOOK_DECLINED = (
+    "Understood: without your agreement I can't keep your details, so nothing was saved. "
+    "You can ask me questions any time, or /book again if you change your mind."
+)
+BOOK_EXPIRED = (
+    "Your booking request was left unfinished for a while, so I've closed it and sent nothing. "
+    "Send /book whenever you'd like to start again."
+)
+BOOK_IN_PROGRESS = "We're in the middle of your booking request (or send /cancel to stop)."
+BOOK_RETRY = {
+    "empty": "I didn't catch a name there. Please type your full name.",
+    "letters": "That doesn't look like a name. Please type your full name in letters.",
+    "long": "That's a bit long. Please keep it under {limit} characters.",
+    "email": "That email address doesn't look right. Please check it and type it again.",
+    "contact": (
+        "I couldn't read that as an email address or phone number. Please type an email "
+        "address, or a phone number with its country code, or tap the button to share your number."
+    ),
+    "not_own_contact": "Please share your own contact with the button, or type your email or phone.",
+    "choose": "Please choose one of the buttons above.",
+    "text": "I need a typed answer for this step.",
+}

@@ -1,0 +1,82 @@
+"""File an enquiry: store it first, then tell the staff chat. Storing is what must never fail silently."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram.error import TelegramError
+from telegram.ext import CallbackContext
+
+from bot import texts
+from bot.enquiries import Enquiry
+from bot.services import services
+
+log = logging.getLogger(__name__)
+
+TAKE = "v1:take:"
+DONE = "v1:done:"
+
+
+def who(user: User | None) -> str:
+    if user is None:
+        return "unknown user"
+    handle = f" @{user.username}" if user.username else ""
+    return f"{user.full_name}{handle} (id {user.id})"
+
+
+async def file_enquiry(
+    update: Update, context: CallbackContext, kind: str, text: str, details: dict[str, Any]
+) -> Enquiry | None:
+    """Store the enquiry (committed), then post it to staff; None if it could not be stored."""
+    user, chat = update.effective_user, update.effective_chat
+    try:
+        enquiry = await services(context).log.record(
+            kind=kind,
+            user_id=user.id if user else 0,
+            chat_id=chat.id if chat else 0,
+            display_name=user.full_name if user else "",
+            username=user.username if user else None,
+            text=text,
+            details=details,
+        )
+    except Exception:
+        log.exception("could not store a %s enquiry", kind)
+        return None
+    await announce(context, enquiry, user)
+    return enquiry
+
+
+async def announce(context: CallbackContext, enquiry: Enquiry, user: User | None = None) -> None:
+    """Post a stored enquiry to the staff chat, with take/done buttons. Failure is logged only:
+    the enquiry is safe in the log, and staff see it in /enquiries."""
+    staff_chat = services(context).settings.staff_chat_id
+    if staff_chat is None:
+        return
+    lines = [
+        texts.STAFF_POST.format(
+            title=texts.STAFF_KIND.get(enquiry.kind, enquiry.kind),
+            reference=enquiry.reference,
+            who=who(user) if user else f"{enquiry.display_name} (id {enquiry.user_id})",
+            text=enquiry.text,
+        )
+    ]
+    for label, value in enquiry.details.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        lines.append(f"{label.replace('_', ' ')}: {value}")
+    lines.append(texts.STAFF_POST_HINT)
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(texts.STAFF_TAKE, callback_data=f"{TAKE}{enquiry.id}"),
+                InlineKeyboardButton(texts.STAFF_DONE, callback_data=f"{DONE}{enquiry.id}"),
+            ]
+        ]
+    )
+    try:
+        post = await context.bot.send_message(staff_chat, "\n".join(lines)[:4096], reply_markup=buttons)
+        await services(context).log.set_staff_message(enquiry.id, post.message_id, staff_chat)
+    except TelegramError:
+        log.exception("could not post %s to the staff chat", enquiry.reference)

@@ -1,0 +1,96 @@
+"""Free-text questions, edited questions and the FAQ's buttons: parse, ask the brain, render."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+from telegram.ext import CallbackContext
+
+from bot import texts
+from bot.replies import Kind, Reply
+from bot.services import services
+from handlers import render
+from handlers.filing import file_enquiry
+from handlers.groups import addressed_text
+
+log = logging.getLogger(__name__)
+
+
+async def answer_message(update: Update, context: CallbackContext) -> Reply | None:
+    """Answer a question typed in a private chat, or addressed to the bot in a group.
+
+    A booking request is returned undelivered: the booking conversation takes it from there."""
+    message = update.effective_message
+    text = addressed_text(message, context.bot)
+    if text is None:
+        return None
+    if update.edited_message is not None:
+        await message.reply_text(texts.EDITED)
+    reply = services(context).brain.reply(text)
+    if reply.kind is not Kind.BOOKING:
+        await deliver(update, context, message, reply)
+    return reply
+
+
+async def deliver(update: Update, context: CallbackContext, message: Message, reply: Reply) -> None:
+    """Send a reply; enquiries are stored before the user is told they were passed on."""
+    if reply.for_staff:
+        enquiry = await file_enquiry(update, context, reply.kind.value, reply.question, _details(reply))
+        if enquiry is None:
+            reply = _not_saved(reply)
+    elif reply.kind is Kind.ANSWER:
+        for entry_id in reply.entry_ids:
+            await services(context).log.count_answer(entry_id)
+    await render.send(message, reply, quote=reply.kind is Kind.SUGGEST)
+
+
+async def choose_entry(update: Update, context: CallbackContext) -> None:
+    """Answer the FAQ entry behind a "did you mean" or follow-up button."""
+    query = update.callback_query
+    entry_id = query.data.removeprefix(render.FAQ)
+    brain = services(context).brain
+    try:
+        reply = brain.answer_entries([entry_id])
+    except KeyError:  # a button from an older FAQ whose entry has since gone
+        await query.answer()
+        await query.message.reply_text(texts.NO_QUESTION)
+        return
+    # Callback queries must be answered, even when there is nothing to show in the pop-up.
+    await query.answer()
+    await services(context).log.count_answer(entry_id)
+    await render.send(query.message, reply)
+
+
+async def none_of_these(update: Update, context: CallbackContext) -> None:
+    """None of the suggestions fit: the original question goes to staff."""
+    query = update.callback_query
+    await query.answer()
+    asked = query.message.reply_to_message
+    question = (asked.text or asked.caption or "") if asked else ""
+    if not question:
+        await query.message.reply_text(texts.ASK_PROMPT)
+        return
+    enquiry = await file_enquiry(update, context, Kind.FALLBACK.value, question, {})
+    await query.message.reply_text(texts.NONE_OF_THESE_REPLY if enquiry else texts.FALLBACK_NOT_SAVED)
+    await query.edit_message_reply_markup(None)
+
+
+def _details(reply: Reply) -> dict:
+    details: dict = {}
+    if reply.red_flags:
+        details["red_flags"] = list(reply.red_flags)
+    if reply.suggestions:
+        details["suggested"] = [c.entry_id for c in reply.suggestions]
+    return details
+
+
+def _not_saved(reply: Reply) -> Reply:
+    if reply.kind is Kind.URGENT:
+        return reply  # the safety advice stands on its own; never hold it back
+    return Reply(reply.question, reply.kind, texts.FALLBACK_NOT_SAVED)
+
+
+async def stale_button(update: Update, context: CallbackContext) -> None:
+    """A button this version does not know (sent before a deploy): say so instead of spinning."""
+    await update.callback_query.answer(texts.STALE_BUTTON, show_alert=True)

@@ -1,0 +1,137 @@
+"""A person asks questions of the real bot over the loopback Bot API: what they see, and what is stored."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot import texts
+from tests.conftest import LiveBot
+
+
+def rows(live: LiveBot, sql: str) -> list[tuple]:
+    with sqlite3.connect(live.db_path) as db:
+        return db.execute(sql).fetchall()
+
+
+async def test_start_greets_with_the_menu_and_registers_commands(live: LiveBot) -> None:
+    user = live.api.add_user("Ada")
+    reply = await live.ask(user, "/start")
+    assert reply["text"].startswith("Hello, Ada!")
+    labels = [label for label, _ in live.api.buttons(reply)]
+    assert labels == [texts.MENU_COURSES, texts.MENU_BOOK, texts.MENU_AFTERCARE, texts.MENU_ASK]
+    names = [c["command"] for c in live.api.commands()]
+    assert {"start", "help", "courses", "book", "cancel"} <= set(names)
+    live.api.assert_no_errors()
+
+
+async def test_a_question_gets_its_answer_with_follow_ups(live: LiveBot) -> None:
+    user = live.api.add_user("Ben")
+    reply = await live.ask(user, "hi, quick question - how much is the pain course??")
+    assert "£600" in reply["text"]
+    follow_up = live.api.buttons(reply)
+    assert follow_up and all(data.startswith("v1:faq:") for _, data in follow_up)
+    answer = await live.press(user, reply, follow_up[0][1])
+    assert answer["text"] != reply["text"]
+    assert live.api.unanswered_callbacks() == []
+    assert rows(live, "select entry_id, count from answer_counts where entry_id = 'pain-course-price'") == [
+        ("pain-course-price", 1)
+    ]
+    live.api.assert_no_errors()
+
+
+async def test_two_questions_in_one_message_are_both_answered(live: LiveBot) -> None:
+    user = live.api.add_user("Cy")
+    reply = await live.ask(user, "price and where is it?")
+    assert "£600" in reply["text"] and "Harley Street" in reply["text"]
+
+
+async def test_did_you_mean_buttons_answer_the_chosen_question(live: LiveBot, brain) -> None:
+    question = "how long?"
+    assert brain.reply(question).kind.value == "suggest"  # the premise of this test
+    user = live.api.add_user("Di")
+    reply = await live.ask(user, question)
+    assert reply["text"] == texts.DID_YOU_MEAN
+    assert reply["reply_to_message"]["text"] == question
+    choices = live.api.buttons(reply)
+    assert choices[-1] == (texts.NONE_OF_THESE, "v1:none")
+    label, data = choices[0]
+    answer = await live.press(user, reply, data)
+    entry = brain.knowledge.entry(data.removeprefix("v1:faq:"))
+    assert answer["text"].startswith(entry.answer)
+    assert live.api.unanswered_callbacks() == []
+
+
+async def test_none_of_these_passes_the_question_to_staff(live: LiveBot) -> None:
+    user = live.api.add_user("Ed")
+    reply = await live.ask(user, "how long?")
+    thanks = await live.press(user, reply, "v1:none")
+    assert thanks["text"] == texts.NONE_OF_THESE_REPLY
+    assert rows(live, "select kind, text, user_id from enquiries") == [("fallback", "how long?", user.id)]
+    post = await live.api.wait_for_message(live.staff_chat)
+    assert "how long?" in post["text"] and "ENQ-" in post["text"]
+
+
+async def test_unanswerable_question_is_recorded_before_the_user_is_told(live: LiveBot) -> None:
+    user = live.api.add_user("Flo", username="flo")
+    reply = await live.ask(user, "do you offer refunds if I can't make it?")
+    assert "passed your question to our team" in reply["text"]
+    stored = rows(live, "select kind, text, username, status from enquiries")
+    assert stored == [("fallback", "do you offer refunds if I can't make it?", "flo", "new")]
+    post = await live.api.wait_for_message(live.staff_chat)
+    assert "Unanswered question" in post["text"] and "@flo" in post["text"]
+    assert [label for label, _ in live.api.buttons(post)] == [texts.STAFF_TAKE, texts.STAFF_DONE]
+
+
+async def test_courses_lists_each_course_with_key_facts(live: LiveBot) -> None:
+    user = live.api.add_user("Gus")
+    reply = await live.ask(user, "/courses")
+    assert "Pain Mesotherapy" in reply["text"] and "£600" in reply["text"]
+    assert "22 Harley Street" in reply["text"]
+    assert texts.MENU_BOOK in [label for label, _ in live.api.buttons(reply)]
+
+
+async def test_stickers_photos_and_voice_get_a_friendly_reply(live: LiveBot) -> None:
+    user = live.api.add_user("Hal")
+    live.api.send_sticker(user)
+    assert "can't open stickers" in (await live.api.wait_for_message(user))["text"]
+    live.api.send_photo(user)
+    assert "can't open photos" in (await live.api.wait_for_message(user))["text"]
+    live.api.send_voice(user)
+    assert "can't open voice messages" in (await live.api.wait_for_message(user))["text"]
+
+
+async def test_unknown_command_points_to_help(live: LiveBot) -> None:
+    user = live.api.add_user("Ivy")
+    reply = await live.ask(user, "/teleport now")
+    assert reply["text"] == texts.UNKNOWN_COMMAND.format(command="/teleport")
+
+
+async def test_very_long_and_emoji_only_messages_get_a_reply(live: LiveBot) -> None:
+    user = live.api.add_user("Jo")
+    reply = await live.ask(user, "where is the course held? " + "blah " * 800)
+    assert reply["text"]
+    reply = await live.ask(user, "🙂🙂🙂")
+    assert reply["text"] == texts.NO_QUESTION
+    assert rows(live, "select count(*) from enquiries where text = '🙂🙂🙂'") == [(0,)]
+    live.api.assert_no_errors()
+
+
+async def test_an_edited_question_is_answered_again(live: LiveBot) -> None:
+    user = live.api.add_user("Kit")
+    sent = live.api.send_text(user, "what time does it start")
+    await live.api.wait_for_message(user)
+    live.api.edit_text(sent, "how much is it")
+    assert (await live.api.wait_for_message(user))["text"] == texts.EDITED
+    assert "£600" in (await live.api.wait_for_message(user))["text"]
+
+
+async def test_in_groups_the_bot_answers_only_when_addressed(live: LiveBot) -> None:
+    user = live.api.add_user("Lee")
+    group = live.api.add_group("Delegates", members=[user])
+    live.api.send_text(user, "how much is the course", chat=group)
+    live.api.mention_bot(user, group, "how much is the course")
+    reply = await live.api.wait_for_message(group)
+    assert "£600" in reply["text"]
+    assert reply["reply_to_message"]["text"].endswith("how much is the course")
+    await live.api.wait_until_consumed()
+    assert len(live.api.messages(group)) == 1
