@@ -65,12 +65,9 @@ NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
 )
-QUERY_TOO_OLD = (
-    "Bad Request: query is too old and response timeout expired or query ID is invalid"
-)
+QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 POLL_CONFLICT = (
-    "Conflict: terminated by other getUpdates request; "
-    "make sure that only one bot instance is running"
+    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 )
 CHAT_ACTIONS = frozenset(
     {
@@ -161,8 +158,22 @@ def _entity(type_: str, offset: int, length: int, **extra: Any) -> JSONDict:
 
 _HTML_TAGS = frozenset(
     {
-        "a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler",
-        "tg-emoji", "span", "pre", "code", "blockquote",
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "s",
+        "strike",
+        "del",
+        "u",
+        "ins",
+        "tg-spoiler",
+        "tg-emoji",
+        "span",
+        "pre",
+        "code",
+        "blockquote",
     }
 )
 _HTML_SPACE = frozenset(" \t\r\n\0\v\f")
@@ -271,9 +282,7 @@ def parse_html(
             while s[i] not in _HTML_SPACE and s[i] != ">":
                 i += 1
             if s[i] == "\0":
-                raise EntityParseError(
-                    f"Unclosed start tag at byte offset {_byte_offset(text, begin)}"
-                )
+                raise EntityParseError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
             tag = s[begin + 1 : i].lower()
             if tag not in _HTML_TAGS:
                 raise EntityParseError(
@@ -286,17 +295,14 @@ def parse_html(
                 if s[i] == ">":
                     break
                 if s[i] == "\0":
-                    raise EntityParseError(
-                        f"Unclosed start tag at byte offset {_byte_offset(text, begin)}"
-                    )
+                    raise EntityParseError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
                 attr_begin = i
                 while s[i] not in _HTML_SPACE and s[i] not in "=>":
                     i += 1
                 attr_name = s[attr_begin:i].lower()
                 if not attr_name:
                     raise EntityParseError(
-                        f'Empty attribute name in the tag "{tag}" at byte offset '
-                        f"{_byte_offset(text, begin)}"
+                        f'Empty attribute name in the tag "{tag}" at byte offset {_byte_offset(text, begin)}'
                     )
                 while s[i] != "\0" and s[i] in _HTML_SPACE:
                     i += 1
@@ -318,8 +324,7 @@ def parse_html(
                     value = s[token_begin:i].lower()
                     if s[i] not in _HTML_SPACE and s[i] != ">":
                         raise EntityParseError(
-                            "Unexpected end of name token at byte offset "
-                            f"{_byte_offset(text, token_begin)}"
+                            f"Unexpected end of name token at byte offset {_byte_offset(text, token_begin)}"
                         )
                 else:
                     quote = s[i]
@@ -338,9 +343,7 @@ def parse_html(
                         i += 1
                     value = "".join(chars)
                 if s[i] == "\0":
-                    raise EntityParseError(
-                        f"Unclosed start tag at byte offset {_byte_offset(text, begin)}"
-                    )
+                    raise EntityParseError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
                 if tag == "a" and attr_name == "href":
                     argument = value
                 elif tag == "code" and attr_name == "class" and value.startswith("language-"):
@@ -354,8 +357,7 @@ def parse_html(
             i += 1  # past '>'
             if tag == "span" and argument != "spoiler":
                 raise EntityParseError(
-                    f'Tag "span" must have class "tg-spoiler" at byte offset '
-                    f"{_byte_offset(text, begin)}"
+                    f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(text, begin)}'
                 )
             stack.append((tag, argument, u16, len(out)))
             continue
@@ -381,9 +383,7 @@ def parse_html(
             continue
         _html_entity(entities, tag, argument, start16, length, "".join(out[start_out:]), users)
     if stack:
-        raise EntityParseError(
-            f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"'
-        )
+        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
     for ent in entities:
         if ent["type"] == "code":
             ent.pop("language", None)
@@ -400,9 +400,17 @@ def _html_entity(
     users: Mapping[int, JSONDict] | None,
 ) -> None:
     simple = {
-        "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-        "ins": "underline", "s": "strikethrough", "strike": "strikethrough",
-        "del": "strikethrough", "tg-spoiler": "spoiler", "span": "spoiler",
+        "b": "bold",
+        "strong": "bold",
+        "i": "italic",
+        "em": "italic",
+        "u": "underline",
+        "ins": "underline",
+        "s": "strikethrough",
+        "strike": "strikethrough",
+        "del": "strikethrough",
+        "tg-spoiler": "spoiler",
+        "span": "spoiler",
     }
     last = entities[-1] if entities else None
     same_span = last is not None and last["offset"] == offset and last["length"] == length
@@ -412,9 +420,7 @@ def _html_entity(
         url = argument or inner_text
         user_link = _TG_USER_LINK.match(url)
         if user_link and users is not None and int(user_link.group(1)) in users:
-            entities.append(
-                _entity("text_mention", offset, length, user=users[int(user_link.group(1))])
-            )
+            entities.append(_entity("text_mention", offset, length, user=users[int(user_link.group(1))]))
         else:
             normalized = normalize_link(url)
             if normalized is not None:
@@ -442,9 +448,15 @@ def _html_entity(
 
 _MD2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
 _MD2_NAMES = {
-    "bold": "Bold", "italic": "Italic", "underline": "Underline",
-    "strikethrough": "Strikethrough", "spoiler": "Spoiler", "code": "Code", "pre": "Pre",
-    "text_link": "TextUrl", "custom_emoji": "CustomEmoji",
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "code": "Code",
+    "pre": "Pre",
+    "text_link": "TextUrl",
+    "custom_emoji": "CustomEmoji",
 }
 
 
@@ -459,9 +471,7 @@ def parse_markdown_v2(text: str) -> tuple[str, list[JSONDict]]:
     i = 0
 
     def reserved(char: str) -> EntityParseError:
-        return EntityParseError(
-            f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
-        )
+        return EntityParseError(f"Character '{char}' is reserved and must be escaped with the preceding '\\'")
 
     while i < n:
         c = text[i]
@@ -568,9 +578,7 @@ def parse_markdown_v2(text: str) -> tuple[str, list[JSONDict]]:
         entities.append(_entity("blockquote", quote_start, u16 - quote_start))
     if stack:
         kind, _, byte_offset, _ = stack[-1]
-        raise EntityParseError(
-            f"Can't find end of {_MD2_NAMES[kind]} entity at byte offset {byte_offset}"
-        )
+        raise EntityParseError(f"Can't find end of {_MD2_NAMES[kind]} entity at byte offset {byte_offset}")
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return "".join(out), entities
 
@@ -607,16 +615,13 @@ def parse_markdown(text: str) -> tuple[str, list[JSONDict]]:
                 language = text[i:line_end]
                 i = line_end + 1
         start16 = u16
-        while i < n and not (
-            text[i] == end_char and (not is_pre or text.startswith("```", i))
-        ):
+        while i < n and not (text[i] == end_char and (not is_pre or text.startswith("```", i))):
             out.append(text[i])
             u16 += _u16c(text[i])
             i += 1
         if i >= n:
             raise EntityParseError(
-                "Can't find end of the entity starting at byte offset "
-                f"{_byte_offset(text, begin)}"
+                f"Can't find end of the entity starting at byte offset {_byte_offset(text, begin)}"
             )
         i += 3 if is_pre else 1
         length = u16 - start16
@@ -647,9 +652,7 @@ _TLDS = (
 _AUTO_ENTITY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "email",
-        re.compile(
-            r"(?<![\w.+\-])[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,}(?![\w@])"
-        ),
+        re.compile(r"(?<![\w.+\-])[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,}(?![\w@])"),
     ),
     (
         "url",
@@ -689,9 +692,7 @@ def detect_entities(text: str, existing: Sequence[JSONDict] = ()) -> list[JSONDi
             if kind == "url":
                 while end > start and text[end - 1] in ".,:;!?'\"":
                     end -= 1
-                if text[end - 1 : end] == ")" and text.count("(", start, end) < text.count(
-                    ")", start, end
-                ):
+                if text[end - 1 : end] == ")" and text.count("(", start, end) < text.count(")", start, end):
                     end -= 1
             s16, e16 = to16(start), to16(end)
             if e16 <= s16 or any(s16 < b and a < e16 for a, b in taken):
@@ -723,24 +724,27 @@ def _trim(text: str, entities: list[JSONDict]) -> tuple[str, list[JSONDict]]:
 # --------------------------------------------------------------------------- keyboards
 
 _INLINE_ACTIONS = (
-    "url", "callback_data", "callback_game", "pay", "switch_inline_query",
-    "switch_inline_query_chosen_chat", "switch_inline_query_current_chat", "login_url",
-    "web_app", "copy_text",
+    "url",
+    "callback_data",
+    "callback_game",
+    "pay",
+    "switch_inline_query",
+    "switch_inline_query_chosen_chat",
+    "switch_inline_query_current_chat",
+    "login_url",
+    "web_app",
+    "copy_text",
 )
 
 
 def _inline_button(button: Any) -> JSONDict:
     if not isinstance(button, dict):
-        raise bad_request(
-            "can't parse inline keyboard button: InlineKeyboardButton must be an Object"
-        )
+        raise bad_request("can't parse inline keyboard button: InlineKeyboardButton must be an Object")
     text = button.get("text")
     if text is None:
-        raise bad_request('can\'t parse inline keyboard button: Can\'t find field "text"')
+        raise bad_request("can't parse inline keyboard button: Can't find field \"text\"")
     if not isinstance(text, str):
-        raise bad_request(
-            'can\'t parse inline keyboard button: Field "text" must be of type String'
-        )
+        raise bad_request('can\'t parse inline keyboard button: Field "text" must be of type String')
     if not text.strip():
         raise bad_request("BUTTON_TEXT_INVALID")
     for action in _INLINE_ACTIONS:
@@ -759,21 +763,17 @@ def _inline_button(button: Any) -> JSONDict:
             if action == "url" and normalize_link(value) is None:
                 raise bad_request("BUTTON_URL_INVALID")
         return {"text": text, action: value}
-    raise bad_request(
-        "can't parse InlineKeyboardButton: Text buttons are not allowed in the inline keyboard"
-    )
+    raise bad_request("can't parse InlineKeyboardButton: Text buttons are not allowed in the inline keyboard")
 
 
 def _reply_button(button: Any) -> JSONDict:
     if isinstance(button, str):
         button = {"text": button}
     if not isinstance(button, dict):
-        raise bad_request(
-            "can't parse keyboard button: KeyboardButton must be a String or an Object"
-        )
+        raise bad_request("can't parse keyboard button: KeyboardButton must be a String or an Object")
     text = button.get("text")
     if not isinstance(text, str):
-        raise bad_request('can\'t parse keyboard button: Can\'t find field "text"')
+        raise bad_request("can't parse keyboard button: Can't find field \"text\"")
     if not text.strip():
         raise bad_request("BUTTON_TEXT_INVALID")
     return {k: v for k, v in button.items() if v is not None}
@@ -1040,9 +1040,7 @@ class TelegramServer:
             raise ValueError(f"not a bot token: {token!r}")
         self.token = token
         bot_id = int(token.split(":", 1)[0]) if token else 123456789
-        self.bot = User(
-            bot_id, bot_first_name, username=bot_username, language_code=None, is_bot=True
-        )
+        self.bot = User(bot_id, bot_first_name, username=bot_username, language_code=None, is_bot=True)
         self.strict_html_ampersand = strict_html_ampersand
         self.privacy_mode = privacy_mode
         self.callback_query_ttl = callback_query_ttl
@@ -1228,9 +1226,7 @@ class TelegramServer:
                 self._next_user_id += 1
             user = User(user_id, first_name, last_name, username, language_code)
             self._users[user_id] = user
-            chat = Chat(
-                user_id, "private", username=username, first_name=first_name, last_name=last_name
-            )
+            chat = Chat(user_id, "private", username=username, first_name=first_name, last_name=last_name)
             state = self._chats.get(user_id) or _ChatState(chat)
             state.chat, state.started = chat, started
             state.members.update({user_id, self.bot.id})
@@ -1397,15 +1393,19 @@ class TelegramServer:
         """The user replies to ``message`` (e.g. staff replying to a bot post) in its chat."""
         return self.send_text(user, text, chat=message["chat"]["id"], reply_to=message)
 
-    def send_sticker(
-        self, user: UserLike, emoji: str = "👍", chat: ChatLike | None = None
-    ) -> JSONDict:
+    def send_sticker(self, user: UserLike, emoji: str = "👍", chat: ChatLike | None = None) -> JSONDict:
         with self._lock:
             stored = self._new_file(b"RIFF\x00sticker", "stickers", ".webp", "image/webp")
         sticker = {
-            "file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "type": "regular",
-            "width": 512, "height": 512, "is_animated": False, "is_video": False,
-            "emoji": emoji, "file_size": len(stored.content),
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": emoji,
+            "file_size": len(stored.content),
         }
         return self._user_message(user, chat, {"sticker": sticker})
 
@@ -1420,8 +1420,13 @@ class TelegramServer:
             small = self._new_file(content[:8], "photos", ".jpg", "image/jpeg")
             large = self._new_file(content, "photos", ".jpg", "image/jpeg")
         sizes = [
-            {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "file_size": len(f.content),
-             "width": w, "height": h}
+            {
+                "file_id": f.file_id,
+                "file_unique_id": f.file_unique_id,
+                "file_size": len(f.content),
+                "width": w,
+                "height": h,
+            }
             for f, w, h in ((small, 90, 67), (large, 1280, 960))
         ]
         return self._user_message(user, chat, {"photo": sizes, **self._user_caption(caption)})
@@ -1436,8 +1441,11 @@ class TelegramServer:
         with self._lock:
             stored = self._new_file(content, "voice", ".oga", "audio/ogg")
         voice = {
-            "file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-            "duration": duration, "mime_type": "audio/ogg", "file_size": len(content),
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": duration,
+            "mime_type": "audio/ogg",
+            "file_size": len(content),
         }
         return self._user_message(user, chat, {"voice": voice})
 
@@ -1485,8 +1493,11 @@ class TelegramServer:
         with self._lock:
             stored = self._new_file(content, "documents", "." + filename.rpartition(".")[2], mime)
         document = {
-            "file_name": filename, "mime_type": mime, "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id, "file_size": len(content),
+            "file_name": filename,
+            "mime_type": mime,
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(content),
         }
         return self._user_message(user, chat, {"document": document, **self._user_caption(caption)})
 
@@ -1515,9 +1526,7 @@ class TelegramServer:
                 edited["entities"] = _sort_entities(found)
             edited["edit_date"] = self._now()
             self._messages[key] = edited
-            self._enqueue(
-                {"edited_message": edited}, deliver=self._delivered(self._state(key[0]), edited)
-            )
+            self._enqueue({"edited_message": edited}, deliver=self._delivered(self._state(key[0]), edited))
             return copy.deepcopy(edited)
 
     def press_button(
@@ -1536,15 +1545,12 @@ class TelegramServer:
             current = self._messages.get(key)
             if current is None or key in self._deleted:
                 raise KeyError(f"message {key[1]} in chat {key[0]} does not exist (deleted?)")
-            pressable = [
-                (label, data) for label, data in self._buttons_of(current) if data is not None
-            ]
+            pressable = [(label, data) for label, data in self._buttons_of(current) if data is not None]
             chosen = next(
                 (
                     data
                     for label, data in pressable
-                    if (callback_data is None or data == callback_data)
-                    and (text is None or label == text)
+                    if (callback_data is None or data == callback_data) and (text is None or label == text)
                 ),
                 None,
             )
@@ -1698,9 +1704,7 @@ class TelegramServer:
 
     # ------------------------------------------------------------------ driver: waiting
 
-    async def wait_for(
-        self, condition: Callable[[], T], timeout: float = 5.0, *, description: str = ""
-    ) -> T:
+    async def wait_for(self, condition: Callable[[], T], timeout: float = 5.0, *, description: str = "") -> T:
         """Await until ``condition()`` (run under the server lock) returns something truthy.
 
         Re-checked on every state change (no sleeping loop), without blocking the event loop.
@@ -1727,9 +1731,7 @@ class TelegramServer:
             with self._lock:
                 self._async_waiters.discard(waiter)
 
-    def wait_until(
-        self, condition: Callable[[], T], timeout: float = 5.0, *, description: str = ""
-    ) -> T:
+    def wait_until(self, condition: Callable[[], T], timeout: float = 5.0, *, description: str = "") -> T:
         """Blocking twin of wait_for, for code outside an event loop."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -1808,6 +1810,7 @@ class TelegramServer:
 
     async def wait_for_callback_answer(self, query: JSONDict, timeout: float = 5.0) -> JSONDict:
         """Await the bot's answerCallbackQuery for the query press_button returned."""
+
         def check() -> JSONDict | None:
             found = self._callbacks.get(query["id"])
             return copy.deepcopy(found.answer) if found and found.answer else None
@@ -1868,17 +1871,13 @@ class TelegramServer:
         status, payload, ctype = self._call(name, params, client_gone)
         with self._lock:
             self._request_counts[name.lower()] += 1
-            self._requests.append(
-                RequestRecord(name, status, started, time.monotonic() - started)
-            )
+            self._requests.append(RequestRecord(name, status, started, time.monotonic() - started))
         return status, payload, ctype
 
     def _token_ok(self, token: str) -> bool:
         return self.token is None or token == self.token
 
-    def _call(
-        self, name: str, params: Params, client_gone: Callable[[], bool]
-    ) -> tuple[int, bytes, str]:
+    def _call(self, name: str, params: Params, client_gone: Callable[[], bool]) -> tuple[int, bytes, str]:
         lowered = name.lower()
         with self._lock:
             injected = self._injected.get(lowered)
@@ -1901,13 +1900,9 @@ class TelegramServer:
         except Exception:  # a bug in this server: make it loud in errors()
             with self._lock:
                 self._exceptions.append(traceback.format_exc())
-            return self._error_response(
-                name, ApiError(500, "Internal Server Error"), params.loggable()
-            )
+            return self._error_response(name, ApiError(500, "Internal Server Error"), params.loggable())
         if isinstance(result, _Described):
-            return self._encode(
-                200, {"ok": True, "result": result.result, "description": result.description}
-            )
+            return self._encode(200, {"ok": True, "result": result.result, "description": result.description})
         return self._encode(200, {"ok": True, "result": result})
 
     @staticmethod
@@ -1917,9 +1912,7 @@ class TelegramServer:
             body["parameters"] = error.parameters
         return body
 
-    def _error_response(
-        self, method: str, error: ApiError, params: JSONDict
-    ) -> tuple[int, bytes, str]:
+    def _error_response(self, method: str, error: ApiError, params: JSONDict) -> tuple[int, bytes, str]:
         with self._lock:
             self._errors.append(ApiErrorRecord(method, error.status, error.description, params))
         return self._encode(error.status, self._error_body(error))
@@ -2002,7 +1995,8 @@ class TelegramServer:
             try:
                 if mode == "html":
                     plain, found = parse_html(
-                        text, strict_ampersand=self.strict_html_ampersand,
+                        text,
+                        strict_ampersand=self.strict_html_ampersand,
                         users={uid: u.to_dict() for uid, u in self._users.items()},
                     )
                 elif mode == "markdownv2":
@@ -2145,10 +2139,14 @@ class TelegramServer:
             self._notify()  # an older long poll still waiting gets terminated
             if isinstance(allowed, list):
                 self._allowed_updates = frozenset(allowed) or DEFAULT_UPDATE_TYPES
-                if any(next(iter(u.keys() - {"update_id"})) not in self._allowed_updates
-                       for u in self._updates):
-                    kept = [u for u in self._updates
-                            if next(iter(u.keys() - {"update_id"})) in self._allowed_updates]
+                if any(
+                    next(iter(u.keys() - {"update_id"})) not in self._allowed_updates for u in self._updates
+                ):
+                    kept = [
+                        u
+                        for u in self._updates
+                        if next(iter(u.keys() - {"update_id"})) in self._allowed_updates
+                    ]
                     self._updates = deque(kept)
             if offset < 0:
                 while len(self._updates) > -offset:
@@ -2214,11 +2212,9 @@ class TelegramServer:
                 raise bad_request("can't parse BotCommand: BotCommand must be an Object")
             for name in ("command", "description"):
                 if name not in command:
-                    raise bad_request(f'can\'t parse BotCommand: Can\'t find field "{name}"')
+                    raise bad_request(f"can't parse BotCommand: Can't find field \"{name}\"")
                 if not isinstance(command[name], str):
-                    raise bad_request(
-                        f'can\'t parse BotCommand: Field "{name}" must be of type String'
-                    )
+                    raise bad_request(f'can\'t parse BotCommand: Field "{name}" must be of type String')
             if not re.fullmatch(r"[a-z0-9_]{1,32}", command["command"]):
                 raise bad_request("BOT_COMMAND_INVALID")
             description = command["description"].strip()
@@ -2249,9 +2245,7 @@ class TelegramServer:
 
     def _m_getchatmenubutton(self, p: Params) -> JSONDict:
         key = f"menu_button:{p.text('chat_id') or ''}"
-        return self._bot_settings.get(key) or self._bot_settings.get("menu_button:") or {
-            "type": "commands"
-        }
+        return self._bot_settings.get(key) or self._bot_settings.get("menu_button:") or {"type": "commands"}
 
     def _set_setting(self, p: Params, name: str, limit: int) -> bool:
         value = p.text(name) or ""
@@ -2284,17 +2278,18 @@ class TelegramServer:
     def _m_sendmessage(self, p: Params) -> JSONDict:
         state = self._target_chat(p)
         text, entities = self._formatted(
-            p.text("text"), p.text("parse_mode"), p.obj("entities", "entities"),
-            max_length=MAX_TEXT_LENGTH, too_long="message is too long",
+            p.text("text"),
+            p.text("parse_mode"),
+            p.obj("entities", "entities"),
+            max_length=MAX_TEXT_LENGTH,
+            too_long="message is too long",
             empty="message text is empty",
         )
         reply_to = self._reply_target(p, state)
         markup = self._markup(p, state)
         content: JSONDict = {"text": text, "entities": entities, "reply_markup": markup}
         preview = p.obj("link_preview_options", "link preview options")
-        if isinstance(preview, dict) and preview and any(
-            e["type"] in ("url", "text_link") for e in entities
-        ):
+        if isinstance(preview, dict) and preview and any(e["type"] in ("url", "text_link") for e in entities):
             content["link_preview_options"] = preview
         return self._store_bot_message(state, content, reply_to)
 
@@ -2303,8 +2298,11 @@ class TelegramServer:
         if "text" not in message:
             raise bad_request("there is no text in the message to edit")
         text, entities = self._formatted(
-            p.text("text"), p.text("parse_mode"), p.obj("entities", "entities"),
-            max_length=MAX_TEXT_LENGTH, too_long="MESSAGE_TOO_LONG",
+            p.text("text"),
+            p.text("parse_mode"),
+            p.obj("entities", "entities"),
+            max_length=MAX_TEXT_LENGTH,
+            too_long="MESSAGE_TOO_LONG",
             empty="message text is empty",
         )
         markup = self._markup(p, None)
@@ -2314,17 +2312,19 @@ class TelegramServer:
             and markup == message.get("reply_markup")
         ):
             raise bad_request(NOT_MODIFIED[len("Bad Request: ") :])
-        return self._replace(
-            state, message, {"text": text, "entities": entities, "reply_markup": markup}
-        )
+        return self._replace(state, message, {"text": text, "entities": entities, "reply_markup": markup})
 
     def _m_editmessagecaption(self, p: Params) -> JSONDict:
         state, message = self._editable(p)
         if "text" in message:
             raise bad_request("there is no caption in the message to edit")
         caption, entities = self._formatted(
-            p.text("caption"), p.text("parse_mode"), p.obj("caption_entities", "entities"),
-            max_length=MAX_CAPTION_LENGTH, too_long="message caption is too long", empty=None,
+            p.text("caption"),
+            p.text("parse_mode"),
+            p.obj("caption_entities", "entities"),
+            max_length=MAX_CAPTION_LENGTH,
+            too_long="message caption is too long",
+            empty=None,
         )
         markup = self._markup(p, None)
         if (
@@ -2394,32 +2394,61 @@ class TelegramServer:
             stored = stored_or_none
             filename, mime = stored.file_path.rpartition("/")[2], stored.mime_type
         caption, entities = self._formatted(
-            p.text("caption"), p.text("parse_mode"), p.obj("caption_entities", "entities"),
-            max_length=MAX_CAPTION_LENGTH, too_long="message caption is too long", empty=None,
+            p.text("caption"),
+            p.text("parse_mode"),
+            p.obj("caption_entities", "entities"),
+            max_length=MAX_CAPTION_LENGTH,
+            too_long="message caption is too long",
+            empty=None,
         )
         reply_to = self._reply_target(p, state)
         markup = self._markup(p, state)
         document = {
-            "file_name": filename, "mime_type": mime, "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id, "file_size": len(stored.content),
+            "file_name": filename,
+            "mime_type": mime,
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.content),
         }
         message = self._store_bot_message(
             state,
             {
-                "document": document, "caption": caption or None,
-                "caption_entities": entities, "reply_markup": markup,
+                "document": document,
+                "caption": caption or None,
+                "caption_entities": entities,
+                "reply_markup": markup,
             },
             reply_to,
         )
         self._documents[state.chat.id].append(
-            SentDocument(state.chat.id, message["message_id"], filename, stored.content, mime,
-                         caption or None, stored.file_id)
+            SentDocument(
+                state.chat.id,
+                message["message_id"],
+                filename,
+                stored.content,
+                mime,
+                caption or None,
+                stored.file_id,
+            )
         )
         return message
 
     _CONTENT_KEYS = (
-        "text", "entities", "caption", "caption_entities", "document", "photo", "sticker",
-        "voice", "audio", "video", "animation", "contact", "location", "venue", "poll",
+        "text",
+        "entities",
+        "caption",
+        "caption_entities",
+        "document",
+        "photo",
+        "sticker",
+        "voice",
+        "audio",
+        "video",
+        "animation",
+        "contact",
+        "location",
+        "venue",
+        "poll",
     )
 
     def _source_message(self, p: Params, not_found: str) -> JSONDict:
@@ -2436,8 +2465,12 @@ class TelegramServer:
         content = {k: copy.deepcopy(source[k]) for k in self._CONTENT_KEYS if k in source}
         if p.values.get("caption") is not None and "text" not in source:
             caption, entities = self._formatted(
-                p.text("caption"), p.text("parse_mode"), p.obj("caption_entities", "entities"),
-                max_length=MAX_CAPTION_LENGTH, too_long="message caption is too long", empty=None,
+                p.text("caption"),
+                p.text("parse_mode"),
+                p.obj("caption_entities", "entities"),
+                max_length=MAX_CAPTION_LENGTH,
+                too_long="message caption is too long",
+                empty=None,
             )
             content["caption"], content["caption_entities"] = caption or None, entities
         reply_to = self._reply_target(p, state)
@@ -2450,7 +2483,9 @@ class TelegramServer:
         state = self._target_chat(p)
         content = {k: copy.deepcopy(source[k]) for k in self._CONTENT_KEYS if k in source}
         origin = source.get("forward_origin") or {
-            "type": "user", "sender_user": source["from"], "date": source["date"],
+            "type": "user",
+            "sender_user": source["from"],
+            "date": source["date"],
         }
         return self._store_bot_message(state, {"forward_origin": origin, **content})
 
@@ -2493,8 +2528,11 @@ class TelegramServer:
             "accent_color_id": 0,
             "max_reaction_count": 11,
             "accepted_gift_types": {
-                "unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
-                "premium_subscription": False, "gifts_from_channels": False,
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
             },
         }
 
@@ -2503,8 +2541,10 @@ class TelegramServer:
         if stored is None:
             raise bad_request("wrong file_id or the file is temporarily unavailable")
         return {
-            "file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.content), "file_path": stored.file_path,
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.content),
+            "file_path": stored.file_path,
         }
 
 
@@ -2544,9 +2584,7 @@ def _parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], dict[s
         if name is None:
             continue
         if filename is not None:
-            files[name] = Upload(
-                filename, content, headers.get("content-type") or "application/octet-stream"
-            )
+            files[name] = Upload(filename, content, headers.get("content-type") or "application/octet-stream")
         else:
             fields[name] = content.decode("utf-8", "replace")
     return fields, files
@@ -2586,7 +2624,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             status, payload, ctype = self.server.api.handle_http(
-                self.command, self.path, self.headers, body,
+                self.command,
+                self.path,
+                self.headers,
+                body,
                 client_gone=lambda: _peer_closed(self.connection),
             )
         except _DropConnection:
@@ -2656,8 +2697,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
-            target=self._serve_connection, args=(request, client_address),
-            name="telegram-server-connection", daemon=True,
+            target=self._serve_connection,
+            args=(request, client_address),
+            name="telegram-server-connection",
+            daemon=True,
         )
         with self._conn_lock:
             self._connections.add(request)

@@ -239,9 +239,7 @@ def test_paging_and_counts(log: EnquiryLog) -> None:
         log.list("closed")
 
 
-def test_notes_append_in_order_and_survive_reopen(
-    db_path: Path, log: EnquiryLog, clock: Clock
-) -> None:
+def test_notes_append_in_order_and_survive_reopen(db_path: Path, log: EnquiryLog, clock: Clock) -> None:
     enquiry = _booking(log)
     log.add_note(enquiry.id, "alice", "  called, no answer ")
     clock.advance(hours=1)

@@ -99,9 +99,7 @@ async def test_is_a_ptb_persistence_without_callback_data(persistence: SQLitePer
 async def test_save_now_is_read_back_by_a_new_persistence(
     persistence: SQLitePersistence, db_path: Path
 ) -> None:
-    await persistence.save_now(
-        "booking", (42, 42), "ASK_DATE", 42, {"booking": {"course": "foundation"}}
-    )
+    await persistence.save_now("booking", (42, 42), "ASK_DATE", 42, {"booking": {"course": "foundation"}})
     await persistence.save_now("booking", (-100, 7), 2, 7, {"n": 1}, chat_id=-100, chat_data={})
     loaded = await reopened(db_path)
     assert loaded["booking"] == {(42, 42): "ASK_DATE", (-100, 7): 2}
@@ -115,9 +113,7 @@ async def test_save_now_is_read_back_by_a_new_persistence(
     assert loaded["user_data"][42] == {}
 
 
-async def test_update_methods_commit_immediately(
-    persistence: SQLitePersistence, db_path: Path
-) -> None:
+async def test_update_methods_commit_immediately(persistence: SQLitePersistence, db_path: Path) -> None:
     await persistence.update_conversation("booking", (42, 42), 1)
     await persistence.update_conversation("other", (42, 42), "X")
     await persistence.update_user_data(42, {"lang": "en"})
@@ -151,10 +147,7 @@ async def test_drop_stale_conversations(persistence: SQLitePersistence, db_path:
     now = datetime.now(UTC)
     assert await persistence.drop_stale_conversations(60, now=now) == 0
     assert (
-        await persistence.drop_stale_conversations(
-            60, now=now + timedelta(minutes=61), name="feedback"
-        )
-        == 1
+        await persistence.drop_stale_conversations(60, now=now + timedelta(minutes=61), name="feedback") == 1
     )
     loaded = await reopened(db_path)
     assert loaded["booking"] == {(42, 42): 1}
@@ -330,9 +323,7 @@ def message(application, update_id: int, text: str) -> Update:
         },
     }
     if text.startswith("/"):
-        data["message"]["entities"] = [
-            {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
-        ]
+        data["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
     return Update.de_json(data, application.bot)
 
 

@@ -253,9 +253,7 @@ def test_other_advice_names_111_and_999(gate: SafetyGate, key: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["emergency", "urgent"])
-def test_urgent_advice_hands_over_to_the_team_and_does_not_assess(
-    gate: SafetyGate, key: str
-) -> None:
+def test_urgent_advice_hands_over_to_the_team_and_does_not_assess(gate: SafetyGate, key: str) -> None:
     text = gate.advice_texts[key]
     assert "can't assess symptoms" in text
     assert "passed your message to our team" in text
@@ -412,18 +410,14 @@ def test_empty_pattern_list_is_an_error(tmp_path: Path) -> None:
 
 
 def test_bad_regex_is_an_error(tmp_path: Path) -> None:
-    path = _broken(
-        tmp_path, '      - "re:(?:i )?cant see(?= [.,]| *$)"\n', '      - "re:cant see(("\n'
-    )
+    path = _broken(tmp_path, '      - "re:(?:i )?cant see(?= [.,]| *$)"\n', '      - "re:cant see(("\n')
     message = _error(path)
     line = _line_of(path, "- id: vision_change")
     assert f"{path}:{line}: vision_change: bad regex 'cant see(('" in message
 
 
 def test_bad_level_is_an_error(tmp_path: Path) -> None:
-    path = _broken(
-        tmp_path, "  - id: bleeding\n    level: urgent\n", "  - id: bleeding\n    level: soon\n"
-    )
+    path = _broken(tmp_path, "  - id: bleeding\n    level: urgent\n", "  - id: bleeding\n    level: soon\n")
     message = _error(path)
     assert f"{path}:{_line_of(path, '- id: bleeding')}: bleeding: level 'soon'" in message
 
