@@ -1,0 +1,154 @@
+"""A prospective delegate books a place with the real bot: every step, bad input at each, cancel."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from bot import texts
+from tests.conftest import LiveBot
+from tests.telegram_server import User
+
+PAIN = "v1:bk:c:pain-mesotherapy-masterclass"
+
+
+def bookings(live: LiveBot) -> list[tuple[str, str, dict]]:
+    with sqlite3.connect(live.db_path) as db:
+        found = db.execute("select kind, status, details from enquiries where kind = 'booking'")
+        return [(kind, status, json.loads(details)) for kind, status, details in found]
+
+
+async def until_course_buttons(live: LiveBot, user: User, first: str = "/book") -> dict:
+    prompt = await live.ask(user, first)
+    if prompt["text"] == texts.BOOKING_START:
+        prompt = await live.api.wait_for_message(user)
+    assert prompt["text"] == texts.BOOK_COURSE
+    return prompt
+
+
+async def book_to_consent(live: LiveBot, user: User) -> dict:
+    """Course, name, contact, background and notes: returns the consent prompt."""
+    courses = await until_course_buttons(live, user)
+    assert PAIN in [data for _, data in live.api.buttons(courses)]
+    name_prompt = await live.press(user, courses, PAIN)
+    assert name_prompt["text"] == texts.BOOK_NAME
+    contact_prompt = await live.ask(user, "Ada Lovelace")
+    assert contact_prompt["text"] == texts.BOOK_CONTACT
+    keyboard = live.api.reply_keyboard(user)
+    assert keyboard["keyboard"][0][0]["request_contact"] is True
+    live.api.send_contact(user, "+447700900000")
+    await live.api.wait_for_message(user)  # the acknowledgement that removes the keyboard
+    background = await live.api.wait_for_message(user)
+    assert background["text"] == texts.BOOK_BACKGROUND
+    assert live.api.reply_keyboard(user) is None
+    notes = await live.press(user, background, "v1:bk:b:non-medical")
+    assert notes["text"] == texts.BOOK_NOTES
+    consent = await live.ask(user, "Weekdays in March if possible")
+    assert "UK GDPR" in consent["text"] and "/forgetme" in consent["text"]
+    return consent
+
+
+async def test_a_delegate_books_from_start_to_finish_and_staff_receive_it(live: LiveBot) -> None:
+    user = live.api.add_user("Ada", username="ada")
+    consent = await book_to_consent(live, user)
+    summary = await live.press(user, consent, "v1:bk:agree")
+    for expected in ("Ada Lovelace", "+447700900000", "Non-medical", "Weekdays in March"):
+        assert expected in summary["text"]
+    assert bookings(live) == []  # nothing is filed before the person confirms
+    done = await live.press(user, summary, "v1:bk:confirm")
+    assert "ENQ-000001" in done["text"] and "Learning Pack is sent to you by email" in done["text"]
+    [(kind, status, details)] = bookings(live)
+    assert (kind, status) == ("booking", "new")
+    assert details["name"] == "Ada Lovelace" and details["contact"] == "+447700900000"
+    assert details["course"] == "Pain Mesotherapy Masterclass" and details["consent"] is True
+    post = await live.api.wait_for_message(live.staff_chat)
+    assert "Booking request" in post["text"] and "ENQ-000001" in post["text"]
+    assert "Ada Lovelace" in post["text"]
+    assert live.api.unanswered_callbacks() == []
+    live.api.assert_no_errors()
+
+
+async def test_free_text_that_means_book_starts_the_flow(live: LiveBot) -> None:
+    user = live.api.add_user("Bo")
+    await until_course_buttons(live, user, first="how do I secure a place?")
+
+
+async def test_a_question_asked_with_a_booking_is_answered_then_booking_offered(live: LiveBot) -> None:
+    user = live.api.add_user("Cy")
+    answer = await live.ask(user, "how much is it and can I book")
+    assert "£600" in answer["text"]
+    offer = await live.api.wait_for_message(user)
+    assert offer["text"] == texts.BOOK_OFFER
+    courses = await live.press(user, offer, "v1:bk:start")
+    assert courses["text"] == texts.BOOK_COURSE
+
+
+async def test_bad_input_at_each_step_asks_again_and_keeps_what_was_collected(live: LiveBot) -> None:
+    user = live.api.add_user("Di")
+    courses = await until_course_buttons(live, user)
+    # A typed answer where a button is expected, and a sticker.
+    assert (await live.ask(user, "the pain one"))["text"] == texts.BOOK_IN_PROGRESS
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_COURSE
+    live.api.send_sticker(user)
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_IN_PROGRESS
+    courses = await live.api.wait_for_message(user)
+    await live.press(user, courses, PAIN)
+    # A name of digits, then /start in the middle: asked again, nothing lost.
+    assert (await live.ask(user, "12345"))["text"] == texts.BOOK_RETRY["letters"]
+    assert (await live.ask(user, "/start"))["text"] == texts.BOOK_IN_PROGRESS
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_NAME
+    await live.ask(user, "Di Prince")
+    # A phone number of letters, a broken email, then a real email.
+    assert (await live.ask(user, "call me maybe"))["text"] == texts.BOOK_RETRY["contact"]
+    assert (await live.ask(user, "di@@example"))["text"] == texts.BOOK_RETRY["email"]
+    await live.ask(user, "di@example.com")
+    background = await live.api.wait_for_message(user)
+    notes = await live.press(user, background, "v1:bk:b:medical")
+    consent = await live.press(user, notes, "v1:bk:notes:none")
+    summary = await live.press(user, consent, "v1:bk:agree")
+    assert "Di Prince" in summary["text"] and "di@example.com" in summary["text"]
+    assert "Medical" in summary["text"]
+    live.api.assert_no_errors()
+
+
+async def test_edit_changes_one_answer_and_returns_to_the_summary(live: LiveBot) -> None:
+    user = live.api.add_user("Ed")
+    consent = await book_to_consent(live, user)
+    summary = await live.press(user, consent, "v1:bk:agree")
+    which = await live.press(user, summary, "v1:bk:edit")
+    name_prompt = await live.press(user, which, "v1:bk:e:name")
+    assert name_prompt["text"] == texts.BOOK_NAME
+    summary = await live.ask(user, "Edmund Hillary")
+    assert summary["text"].startswith("Please check your request")
+    assert "Edmund Hillary" in summary["text"] and "Weekdays in March" in summary["text"]
+
+
+async def test_cancel_works_at_every_step_and_sends_nothing(live: LiveBot) -> None:
+    user = live.api.add_user("Flo")
+    await until_course_buttons(live, user)
+    assert (await live.ask(user, "/cancel"))["text"] == texts.BOOK_CANCELLED
+    consent = await book_to_consent(live, user)
+    declined = await live.press(user, consent, "v1:bk:cancel")
+    assert declined["text"] == texts.BOOK_DECLINED
+    assert bookings(live) == []
+    # After cancelling, questions get answers again.
+    assert "£600" in (await live.ask(user, "price?"))["text"]
+
+
+async def test_an_urgent_message_mid_booking_gets_safety_advice_and_keeps_the_step(live: LiveBot) -> None:
+    user = live.api.add_user("Gil")
+    courses = await until_course_buttons(live, user)
+    await live.press(user, courses, PAIN)
+    advice = await live.ask(user, "sorry my lips are swelling up and my throat feels tight")
+    assert "999" in advice["text"]
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_NAME
+    alert = await live.api.wait_for_message(live.staff_chat)
+    assert "URGENT" in alert["text"]
+
+
+async def test_booking_in_a_group_is_moved_to_a_private_chat(live: LiveBot) -> None:
+    user = live.api.add_user("Hal")
+    group = live.api.add_group("Delegates", members=[user])
+    live.api.send_text(user, f"/book@{live.api.bot.username}", chat=group)
+    reply = await live.api.wait_for_message(group)
+    assert f"https://t.me/{live.api.bot.username}?start=book" in reply["text"]
