@@ -92,9 +92,9 @@ async def live(bot_api: TelegramServer, brain: Brain, tmp_path: Path) -> AsyncIt
     staff = bot_api.add_user("Sam", username="sam_staff")
     staff_chat = bot_api.add_group("Academy staff", members=[staff])
     settings = live_settings(bot_api, tmp_path / "mesobot.sqlite3", staff, staff_chat)
-    app = await start_bot(settings, brain)
+    bot = LiveBot(bot_api, await start_bot(settings, brain), settings, staff, staff_chat)
     try:
-        yield LiveBot(bot_api, app, settings, staff, staff_chat)
+        yield bot
     finally:
-        await stop_bot(app)
+        await stop_bot(bot.app)  # the app running at the end: a test may have restarted it
         await asyncio.sleep(0)
