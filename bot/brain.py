@@ -50,10 +50,11 @@ class Brain:
         question = text.strip()
         finding = self.safety.check(question)
         if finding is not None:
-            return Reply(question, Kind.URGENT, finding.advice, red_flags=finding.flags, for_staff=True)
+            text = f"{finding.advice}\n{texts.PASSED_ON}"
+            return Reply(question, Kind.URGENT, text, red_flags=finding.flags, for_staff=True)
         advice = self.safety.advice_request(question)
         if advice is not None:
-            return Reply(question, Kind.FALLBACK, advice, for_staff=True)
+            return Reply(question, Kind.FALLBACK, f"{advice}\n{texts.PASSED_ON}", for_staff=True)
         if self.booking.wants_to_book(question[:MAX_MATCH_CHARS]):
             return self.book(question)
         if not self.matcher.terms(question[:MAX_MATCH_CHARS]) or _ABOUT_BOT.search(question):

@@ -41,6 +41,8 @@ GAP = (
     "I'm sorry, the academy's information doesn't cover {topic}, and I'd rather not guess. "
     "I've passed your question to our team and someone will follow up with you here."
 )
+PASSED_ON = "I've passed your message to our team."
+NOT_PASSED_ON = "I couldn't pass your message to our team just now, so please contact them directly."
 FALLBACK_NOT_SAVED = (
     "I'm sorry, I don't have that in the academy's information, and I'd rather not guess. "
     "I couldn't pass your question to our team just now; please try again in a few minutes."

@@ -86,9 +86,12 @@ def _details(reply: Reply) -> dict:
 
 
 def _not_saved(reply: Reply) -> Reply:
-    if reply.kind is Kind.URGENT:
-        return reply  # the safety advice stands on its own; never hold it back
-    return Reply(reply.question, reply.kind, texts.FALLBACK_NOT_SAVED)
+    """Storing failed: say so honestly. Safety advice is still given in full."""
+    if reply.text.endswith(texts.PASSED_ON):
+        text = reply.text.removesuffix(texts.PASSED_ON) + texts.NOT_PASSED_ON
+    else:
+        text = texts.FALLBACK_NOT_SAVED
+    return Reply(reply.question, reply.kind, text)
 
 
 async def stale_button(update: Update, context: CallbackContext) -> None:

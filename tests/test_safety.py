@@ -253,10 +253,9 @@ def test_other_advice_names_111_and_999(gate: SafetyGate, key: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["emergency", "urgent"])
-def test_urgent_advice_hands_over_to_the_team_and_does_not_assess(gate: SafetyGate, key: str) -> None:
-    text = gate.advice_texts[key]
-    assert "can't assess symptoms" in text
-    assert "passed your message to our team" in text
+def test_urgent_advice_does_not_assess(gate: SafetyGate, key: str) -> None:
+    # Whether the message reached the team is said by the bot, which knows (test_safety_e2e.py).
+    assert "can't assess symptoms" in gate.advice_texts[key]
 
 
 def test_texts_contain_no_phone_number_but_999_and_111(gate: SafetyGate) -> None:
