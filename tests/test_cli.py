@@ -1,0 +1,87 @@
+"""`python -m bot ...` as other tools and people use it: the ask --json contract, check-knowledge, chat."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = {"question", "kind", "answer", "entry_id", "score", "suggestions"}
+
+
+def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MESOBOT_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environment, **(env or {})},
+    )
+
+
+def test_ask_json_writes_one_object_per_question_line_with_exactly_the_contract_fields() -> None:
+    questions = [
+        "how much is the course",
+        "how long?",
+        "xyzzy plugh",
+        "I'd like to book a place",
+        "my lips are swelling and I can't breathe",
+    ]
+    result = run("ask", "--json", stdin="\n".join(questions) + "\n\n")
+    assert result.returncode == 0, result.stderr
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["question"] for o in objects] == questions  # blank lines are skipped
+    assert all(set(o) == CONTRACT for o in objects)
+    kinds = [o["kind"] for o in objects]
+    assert kinds == ["answer", "suggest", "fallback", "booking", "urgent"]
+    price, did_you_mean, unknown, booking, urgent = objects
+    assert price["entry_id"] == "pain-course-price" and "£600" in price["answer"]
+    assert isinstance(price["score"], float) and 0 < price["score"] <= 1
+    assert price["suggestions"] == []
+    assert did_you_mean["entry_id"] is None and 2 <= len(did_you_mean["suggestions"]) <= 3
+    assert all(isinstance(s, str) for s in did_you_mean["suggestions"])
+    assert unknown["entry_id"] is None and "team" in unknown["answer"]
+    assert "999" in urgent["answer"]
+
+
+def test_ask_takes_questions_as_arguments_and_prints_readably() -> None:
+    result = run("ask", "where is it held?")
+    assert result.returncode == 0
+    assert "22 Harley Street" in result.stdout and "[answer]" in result.stdout
+
+
+def test_check_knowledge_summarises_and_a_broken_file_is_one_clear_error(tmp_path: Path) -> None:
+    result = run("check-knowledge")
+    assert result.returncode == 0 and "knowledge OK" in result.stdout
+    assert "entries:" in result.stdout
+
+
+def test_chat_runs_the_real_bot_in_the_terminal(tmp_path: Path) -> None:
+    lines = "how much is the course\nhow long?\n2\n/quit\n"
+    result = run("chat", stdin=lines, env={"MESOBOT_DB": str(tmp_path / "chat.sqlite3")})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Hello" in out  # /start is sent for you
+    assert "£600" in out
+    assert "Did you mean" in out and "[1]" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_settings_stop_with_one_line() -> None:
+    result = run("run", env={"TELEGRAM_BOT_TOKEN": "not-a-token"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "mesobot: TELEGRAM_BOT_TOKEN is malformed: "
+        "expected the token BotFather gave you, like 123456789:AAH..."
+    )
+    result = run("run", env={"TELEGRAM_BOT_TOKEN": "123456789:" + "A" * 35, "MESOBOT_STAFF_IDS": "12,abc"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "mesobot: MESOBOT_STAFF_IDS must be Telegram user ids separated by commas, got '12,abc'"
+    ]
