@@ -85,6 +85,28 @@ def clean_contact(text: str) -> tuple[str, str]:
     raise InvalidInput("contact")
 
 
+def choose_course(text: str, courses: list[tuple[str, str]]) -> str | None:
+    """The id of the one course whose distinctive name words the text uses ("the pain one")."""
+    words = set(re.findall(r"[a-z]+", text.casefold()))
+    names = {course_id: set(re.findall(r"[a-z]+", name.casefold())) for course_id, name in courses}
+    matches = []
+    for course_id, name_words in names.items():
+        others = set().union(*(w for other, w in names.items() if other != course_id))
+        if words & (name_words - others):
+            matches.append(course_id)
+    return matches[0] if len(matches) == 1 else None
+
+
+def choose_background(text: str) -> str | None:
+    """ "medical" or "non-medical" from what was typed ("I'm non medical", "Medical")."""
+    words = re.findall(r"[a-z]+", text.casefold())
+    if "non" in words or "nonmedical" in words:
+        return "non-medical"
+    if "medical" in words:
+        return "medical"
+    return None
+
+
 def clean_notes(text: str) -> str:
     notes = text.strip()
     if len(notes) > MAX_NOTES:

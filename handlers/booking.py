@@ -35,6 +35,8 @@ from bot.booking import (
     BACKGROUNDS,
     BookingDraft,
     InvalidInput,
+    choose_background,
+    choose_course,
     clean_contact,
     clean_name,
     clean_notes,
@@ -190,18 +192,45 @@ async def chose_course(update: Update, context: CallbackContext) -> int:
     )
 
 
-async def _urgent(update: Update, context: CallbackContext) -> bool:
-    """The safety gate runs on everything typed, mid-booking too: advice first, step kept."""
+async def _not_an_answer(update: Update, context: CallbackContext, step: int) -> bool:
+    """What was typed at a text step is not an answer to it: a possible complication (the safety
+    gate runs mid-booking too) or, at the name and contact steps, a question. Reply to that, keep
+    the step, and say so; True if it was handled here."""
     text = update.effective_message.text or ""
     reply = services(context).brain.reply(text) if text else None
-    if reply is None or reply.kind is not Kind.URGENT:
+    if reply is None:
         return False
-    await deliver(update, context, update.effective_message, reply)
+    asked = step in (NAME, CONTACT) and ("?" in text or reply.kind is Kind.ANSWER)
+    if reply.kind is not Kind.URGENT and not asked:
+        return False
+    if reply.kind is not Kind.BOOKING:
+        await deliver(update, context, update.effective_message, reply)
+    await _say(update, texts.BOOK_IN_PROGRESS)
     return True
 
 
+async def typed_course(update: Update, context: CallbackContext) -> int | None:
+    """A course typed rather than tapped ("the pain one"): taken if it names exactly one course."""
+    courses = services(context).brain.knowledge.courses
+    chosen = choose_course(update.effective_message.text or "", [(c.id, c.name) for c in courses])
+    if chosen is None:
+        return await off_script(update, context)
+    course = next(c for c in courses if c.id == chosen)
+    return await _next(
+        update, context, _draft(context).with_(course_id=course.id, course_name=course.name), NAME
+    )
+
+
+async def typed_background(update: Update, context: CallbackContext) -> int | None:
+    """ "Medical" or "non-medical" typed rather than tapped."""
+    background = choose_background(update.effective_message.text or "")
+    if background is None:
+        return await off_script(update, context)
+    return await _next(update, context, _draft(context).with_(background=background), NOTES)
+
+
 async def typed_name(update: Update, context: CallbackContext) -> int:
-    if await _urgent(update, context):
+    if await _not_an_answer(update, context, NAME):
         return await prompt(update, context, NAME)
     try:
         name = clean_name(update.effective_message.text or "")
@@ -217,7 +246,7 @@ async def telegram_name(update: Update, context: CallbackContext) -> int:
 
 
 async def typed_contact(update: Update, context: CallbackContext) -> int:
-    if await _urgent(update, context):
+    if await _not_an_answer(update, context, CONTACT):
         return await prompt(update, context, CONTACT)
     try:
         kind, value = clean_contact(update.effective_message.text or "")
@@ -245,7 +274,7 @@ async def chose_background(update: Update, context: CallbackContext) -> int:
 
 
 async def typed_notes(update: Update, context: CallbackContext) -> int:
-    if await _urgent(update, context):
+    if await _not_an_answer(update, context, NOTES):
         return await prompt(update, context, NOTES)
     try:
         notes = clean_notes(update.effective_message.text or "")
@@ -323,8 +352,8 @@ async def _finish(update: Update, context: CallbackContext) -> int:
 
 
 async def expired(update: Update, context: CallbackContext) -> None:
-    """The person walked away: close politely."""
-    context.user_data.pop(DRAFT, None)
+    """The person walked away: close politely, and forget the unfinished draft."""
+    await _finish(update, context)
     await context.bot.send_message(
         update.effective_chat.id, texts.BOOK_EXPIRED, reply_markup=ReplyKeyboardRemove()
     )
@@ -342,8 +371,13 @@ async def off_script(update: Update, context: CallbackContext) -> int | None:
     state = context.user_data.get(STEP)
     if update.callback_query:
         await update.callback_query.answer(texts.BOOK_RETRY["choose"])
-    elif message is not None and message.text and await _urgent(update, context):
-        pass  # the safety advice was sent; the step is asked again below
+    elif (
+        message is not None
+        and message.text
+        and not message.text.startswith("/")  # a command mid-flow is not a question
+        and await _not_an_answer(update, context, NAME)
+    ):
+        pass  # answered (safety advice, or the question asked); the step is asked again below
     elif message is not None:
         await _say(update, texts.BOOK_IN_PROGRESS)
     return await prompt(update, context, state) if isinstance(state, int) else None
@@ -354,7 +388,10 @@ def conversation(timeout_minutes: int) -> ConversationHandler:
     question may turn out to be a booking request; those that are not end at once."""
     text = filters.TEXT & ~filters.COMMAND
     states = {
-        COURSE: [CallbackQueryHandler(chose_course, pattern=f"^{P}c:")],
+        COURSE: [
+            CallbackQueryHandler(chose_course, pattern=f"^{P}c:"),
+            MessageHandler(text, typed_course),
+        ],
         NAME: [
             MessageHandler(text, typed_name),
             CallbackQueryHandler(telegram_name, pattern=f"^{P}n:tg$"),
@@ -363,7 +400,10 @@ def conversation(timeout_minutes: int) -> ConversationHandler:
             MessageHandler(filters.CONTACT, shared_contact),
             MessageHandler(text, typed_contact),
         ],
-        BACKGROUND: [CallbackQueryHandler(chose_background, pattern=f"^{P}b:")],
+        BACKGROUND: [
+            CallbackQueryHandler(chose_background, pattern=f"^{P}b:"),
+            MessageHandler(text, typed_background),
+        ],
         NOTES: [
             MessageHandler(text, typed_notes),
             CallbackQueryHandler(no_notes, pattern=f"^{P}notes:none$"),

@@ -85,14 +85,12 @@ async def test_a_question_asked_with_a_booking_is_answered_then_booking_offered(
 
 async def test_bad_input_at_each_step_asks_again_and_keeps_what_was_collected(live: LiveBot) -> None:
     user = live.api.add_user("Di")
-    courses = await until_course_buttons(live, user)
-    # A typed answer where a button is expected, and a sticker.
-    assert (await live.ask(user, "the pain one"))["text"] == texts.BOOK_IN_PROGRESS
-    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_COURSE
+    await until_course_buttons(live, user)
+    # A sticker where a button is expected; then the course typed rather than tapped.
     live.api.send_sticker(user)
     assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_IN_PROGRESS
-    courses = await live.api.wait_for_message(user)
-    await live.press(user, courses, PAIN)
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_COURSE
+    assert (await live.ask(user, "the pain one please"))["text"] == texts.BOOK_NAME
     # A name of digits, then /start in the middle: asked again, nothing lost.
     assert (await live.ask(user, "12345"))["text"] == texts.BOOK_RETRY["letters"]
     assert (await live.ask(user, "/start"))["text"] == texts.BOOK_IN_PROGRESS
@@ -102,13 +100,26 @@ async def test_bad_input_at_each_step_asks_again_and_keeps_what_was_collected(li
     assert (await live.ask(user, "call me maybe"))["text"] == texts.BOOK_RETRY["contact"]
     assert (await live.ask(user, "di@@example"))["text"] == texts.BOOK_RETRY["email"]
     await live.ask(user, "di@example.com")
-    background = await live.api.wait_for_message(user)
-    notes = await live.press(user, background, "v1:bk:b:medical")
-    consent = await live.press(user, notes, "v1:bk:notes:none")
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_BACKGROUND
+    assert (await live.ask(user, "I'm medical, a GP"))["text"] == texts.BOOK_NOTES
+    too_long = await live.ask(user, "x" * 1200)
+    assert too_long["text"] == texts.BOOK_RETRY["long"].format(limit=1000)
+    consent = await live.ask(user, "Mornings suit me")
     summary = await live.press(user, consent, "v1:bk:agree")
-    assert "Di Prince" in summary["text"] and "di@example.com" in summary["text"]
-    assert "Medical" in summary["text"]
+    for expected in ("Di Prince", "di@example.com", "Medical", "Mornings suit me"):
+        assert expected in summary["text"]
     live.api.assert_no_errors()
+
+
+async def test_a_question_at_the_name_step_is_answered_and_the_step_kept(live: LiveBot) -> None:
+    user = live.api.add_user("Ez")
+    courses = await until_course_buttons(live, user)
+    await live.press(user, courses, PAIN)
+    answer = await live.ask(user, "sorry, how much is it again?")
+    assert "£600" in answer["text"]
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_IN_PROGRESS
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_NAME
+    assert (await live.ask(user, "Ez Ra"))["text"] == texts.BOOK_CONTACT
 
 
 async def test_edit_changes_one_answer_and_returns_to_the_summary(live: LiveBot) -> None:
@@ -141,6 +152,7 @@ async def test_an_urgent_message_mid_booking_gets_safety_advice_and_keeps_the_st
     await live.press(user, courses, PAIN)
     advice = await live.ask(user, "sorry my lips are swelling up and my throat feels tight")
     assert "999" in advice["text"]
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_IN_PROGRESS
     assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_NAME
     alert = await live.api.wait_for_message(live.staff_chat)
     assert "URGENT" in alert["text"]
@@ -152,3 +164,23 @@ async def test_booking_in_a_group_is_moved_to_a_private_chat(live: LiveBot) -> N
     live.api.send_text(user, f"/book@{live.api.bot.username}", chat=group)
     reply = await live.api.wait_for_message(group)
     assert f"https://t.me/{live.api.bot.username}?start=book" in reply["text"]
+
+
+async def test_an_abandoned_booking_expires_politely(bot_api, brain, tmp_path) -> None:
+    from dataclasses import replace
+
+    from tests.conftest import live_settings, start_bot, stop_bot
+
+    staff = bot_api.add_user("Sam")
+    settings = live_settings(bot_api, tmp_path / "db.sqlite3", staff, bot_api.add_group("Staff"))
+    app = await start_bot(replace(settings, booking_timeout_minutes=0.02), brain)  # 1.2 seconds
+    try:
+        user = bot_api.add_user("Ivo")
+        bot_api.send_text(user, "/book")
+        await bot_api.wait_for_message(user)
+        expired = await bot_api.wait_for_message(user, timeout=10)
+        assert expired["text"] == texts.BOOK_EXPIRED
+        bot_api.send_text(user, "where is it held?")  # a question again, not a step of a booking
+        assert "Harley Street" in (await bot_api.wait_for_message(user))["text"]
+    finally:
+        await stop_bot(app)
