@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder, PersistenceInput
@@ -16,6 +17,7 @@ from bot.persistence import SQLitePersistence
 from bot.services import Services, services
 from bot.settings import Settings
 from bot.updates import PerChatUpdateProcessor
+from handlers.privacy import purge_expired
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,13 @@ async def _post_init(application: Application) -> None:
     await application.bot.set_my_commands(
         [BotCommand(name, description) for name, description in texts.COMMANDS]
     )
+    if application.job_queue is not None:
+        # Retention: enquiries closed more than MESOBOT_RETENTION_DAYS ago are deleted daily.
+        application.job_queue.run_repeating(
+            purge_expired, interval=timedelta(days=1), first=timedelta(minutes=1), name="retention-purge"
+        )
+    else:
+        log.warning("no job queue: the daily retention purge will not run")
     log.info("mesobot is up as @%s", application.bot.username)
 
 

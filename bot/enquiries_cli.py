@@ -283,17 +283,32 @@ def _write_export(stream: TextIO, rows: list[dict[str, Any]], fmt: str) -> None:
         json.dump(rows, stream, ensure_ascii=False, indent=2)
         stream.write("\n")
         return
+    write_csv(stream, rows)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV/formula injection):
+# "=HYPERLINK(...)" typed by a user would become a live link in staff's Excel.
+FORMULA_STARTS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """One export cell: dicts and lists as JSON, None as empty, and any text a spreadsheet
+    would run as a formula prefixed with an apostrophe so it is shown as text."""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def write_csv(stream: TextIO, rows: list[dict[str, Any]]) -> None:
+    """The enquiries as CSV (EXPORT_FIELDS columns), shared by the CLI and the bot's /export."""
     writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {
-                key: json.dumps(value, ensure_ascii=False)
-                if isinstance(value, dict | list)
-                else ("" if value is None else value)
-                for key, value in row.items()
-            }
-        )
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
 
 
 # --------------------------------------------------------------------------- formatting

@@ -170,3 +170,111 @@ BOOK_RETRY = {
     "choose": "Please choose one of the buttons above.",
     "text": "I need a typed answer for this step.",
 }
+
+# Staff: the Take / Done buttons, replies relayed both ways, and the staff commands.
+STAFF_ONLY = "Staff only."
+STAFF_TAKEN_LINE = "✋ Taken by {who}"
+STAFF_CLOSED_LINE = "✅ Closed by {who}"
+STAFF_TOOK = "You have {reference}."
+STAFF_ALREADY_YOURS = "{reference} is already yours."
+STAFF_CLOSED = "{reference} closed."
+STAFF_ALREADY_CLOSED = "{reference} was already closed ({who})."
+STAFF_GONE = "That enquiry no longer exists (deleted at the user's request, or past its retention)."
+STAFF_USER_NOT_TOLD = " The user could not be told: they have blocked the bot."
+STAFF_RELAYED = "✓ sent to {name}"
+STAFF_NOT_DELIVERED_BLOCKED = "✗ not delivered to {name}: they have blocked the bot."
+STAFF_NOT_DELIVERED = "✗ not delivered to {name}: {error}"
+STAFF_RELAY_CLOSED = "{reference} is closed, so nothing was sent. Press Take to reopen it, then reply again."
+STAFF_RELAY_NOT_STAFF = "Only staff can answer users through the bot."
+STAFF_POST_FORGOTTEN = "🗑 {reference}: deleted at the user's request (/forgetme)."
+# The header on a user's message relayed into the staff chat during a hand-off.
+RELAY_HEADER = "💬 {name} · {reference}"
+RELAY_HEADER_EDITED = "✏️ {name} · {reference} (edited message)"
+RELAY_FAILED = "Sorry, I couldn't pass that on to our team just now. Please try again in a few minutes."
+# The user's side of Take / Done.
+USER_TAKEN = (
+    "A member of our team is now looking at your enquiry {reference}. "
+    "Anything you send here goes straight to them."
+)
+USER_CLOSED = "Your enquiry {reference} is now closed. If you need anything else, just ask me here."
+
+STAFF_KIND_SHORT = {"urgent": "🚨 urgent", "booking": "📝 booking", "fallback": "❓ question"}
+STAFF_STATUS = {"new": "new", "in_progress": "in progress", "done": "done"}
+STAFF_LIST_HEADER = "Open enquiries, newest first (page {page} of {pages}, {total} open):"
+STAFF_LIST_ITEM = "{reference} · {kind} · {status}{handler}\n    {who}: {text}"
+STAFF_LIST_HANDLER = " ({who})"
+STAFF_LIST_EMPTY = "No open enquiries. 🎉"
+STAFF_PREV = "‹ Prev"
+STAFF_NEXT = "Next ›"
+STAFF_DETAIL = (
+    "{reference} · {kind} · {status}\n"
+    "From: {who}\n"
+    "Received: {created}\n"
+    "Handled by: {handled}\n"
+    "Relayed: {to_user} to the user, {to_staff} from the user\n\n"
+    "{text}"
+)
+STAFF_NOBODY = "nobody yet"
+STAFF_DETAIL_DETAILS = "Details:"
+STAFF_DETAIL_NOTES = "Notes:"
+STAFF_DETAIL_NOTE = "• {at} {by}: {text}"
+STAFF_NOTE_ADDED = "📝 Note added to {reference}."
+STAFF_BAD_REFERENCE = "“{text}” isn't an enquiry reference: use a number like 12, #12 or ENQ-000012."
+STAFF_NOT_FOUND = "There is no enquiry {reference}."
+STAFF_USAGE = {
+    "enquiries": "Usage: /enquiries [page], for example /enquiries 2",
+    "enquiry": "Usage: /enquiry N, for example /enquiry 12",
+    "done": "Usage: /done N, for example /done 12",
+    "note": "Usage: /note N text, for example /note 12 Called back, booked for June",
+}
+STAFF_EXPORT_CAPTION = "{count} enquiries, exported {when} UTC."
+
+# Privacy: /privacy, /mydata, /forgetme.
+PRIVACY = (
+    "Your privacy (UK GDPR)\n\n"
+    "What I keep:\n"
+    "• Enquiries: questions I passed to our team, urgent messages about a reaction, and booking "
+    "requests (the course, your name, contact details, background and notes), with your "
+    "Telegram name and id.\n"
+    "• A booking you haven't finished yet, so you can carry on where you left off.\n"
+    "• Links between your messages and our team's replies, when a team member is talking with "
+    "you here: which message answered which, not their content.\n"
+    "• How often each FAQ answer is given. These counts hold nothing about you.\n\n"
+    "Why: only so our team can answer you, arrange your place and keep you safe after a "
+    "treatment. Questions I answer myself are not stored.\n\n"
+    "How long: an enquiry is kept while it is open, until our team has handled it, then "
+    "{days} more days, after which it is deleted automatically. An unfinished booking is "
+    "dropped after {booking_minutes} minutes.\n\n"
+    "Your rights: send /mydata to see everything I hold about you, or /forgetme to delete it."
+)
+PRIVATE_ONLY = "For your privacy, please send {command} to me in a private chat: {link}"
+MYDATA_NOTHING = "I don't hold any data about you."
+MYDATA_HEADER = "Here is everything I hold about you (Telegram id {user_id}):"
+MYDATA_ENQUIRIES = "Enquiries ({count}):"
+MYDATA_ENQUIRY = "• {reference}, {kind}, {status}, received {created}\n  “{text}”"
+MYDATA_FIELD = "  {label}: {value}"
+MYDATA_KIND = {"fallback": "question for our team", "booking": "booking request", "urgent": "urgent message"}
+MYDATA_STATUS = {"new": "waiting for our team", "in_progress": "with our team", "done": "closed"}
+MYDATA_NOTE = "  team note, {at}: {text}"
+MYDATA_RELAYS = (
+    "Messages passed between you and our team: {count} (I keep which message answered which, "
+    "not what they said)."
+)
+MYDATA_CONVERSATION = "A booking request you haven't finished, last saved {updated}."
+MYDATA_SAVED = "Saved while you use me: {data}"
+MYDATA_FOOTER = "Send /forgetme to delete all of it."
+MYDATA_DOCUMENT = (
+    "That's too long for a message, so here it is as a file. Send /forgetme to delete all of it."
+)
+FORGET_CONFIRM = (
+    "This deletes everything I hold about you: your enquiries and booking requests, the links "
+    "to your messages with our team, and any booking you haven't finished. Our team won't be "
+    "able to follow up on an open enquiry afterwards.\n\nDelete it all?"
+)
+FORGET_YES = "🗑 Yes, delete it all"
+FORGET_NO = "No, keep it"
+FORGET_DONE = (
+    "Done: I've deleted everything I held about you ({enquiries} enquiries; {records} records in all)."
+)
+FORGET_NOTHING = "There was nothing to delete: I don't hold any data about you."
+FORGET_KEPT = "OK, nothing was deleted."

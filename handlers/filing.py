@@ -12,6 +12,7 @@ from telegram.ext import CallbackContext
 from bot import texts
 from bot.enquiries import Enquiry
 from bot.services import services
+from handlers.render import MAX_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,44 @@ def who(user: User | None) -> str:
         return "unknown user"
     handle = f" @{user.username}" if user.username else ""
     return f"{user.full_name}{handle} (id {user.id})"
+
+
+def enquirer(enquiry: Enquiry) -> str:
+    """Who sent the enquiry, as who() shows a live user: name, @handle and id."""
+    handle = f" @{enquiry.username}" if enquiry.username else ""
+    return f"{enquiry.display_name or '?'}{handle} (id {enquiry.user_id})"
+
+
+def post_text(enquiry: Enquiry, status: str | None = None) -> str:
+    """The enquiry's post in the staff chat; `status` (who has it, who closed it) goes last."""
+    lines = [
+        texts.STAFF_POST.format(
+            title=texts.STAFF_KIND.get(enquiry.kind, enquiry.kind),
+            reference=enquiry.reference,
+            who=enquirer(enquiry),
+            text=enquiry.text,
+        )
+    ]
+    for label, value in enquiry.details.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        lines.append(f"{label.replace('_', ' ')}: {value}")
+    lines.append(texts.STAFF_POST_HINT)
+    body = "\n".join(lines)
+    if status is None:
+        return body[:MAX_TEXT]
+    tail = "\n\n" + status
+    return body[: MAX_TEXT - len(tail)] + tail
+
+
+def post_buttons(enquiry: Enquiry, *, take: bool = True, done: bool = True) -> InlineKeyboardMarkup | None:
+    """The post's Take / Done buttons (None when neither is wanted)."""
+    row = []
+    if take:
+        row.append(InlineKeyboardButton(texts.STAFF_TAKE, callback_data=f"{TAKE}{enquiry.id}"))
+    if done:
+        row.append(InlineKeyboardButton(texts.STAFF_DONE, callback_data=f"{DONE}{enquiry.id}"))
+    return InlineKeyboardMarkup([row]) if row else None
 
 
 async def file_enquiry(
@@ -54,29 +93,10 @@ async def announce(context: CallbackContext, enquiry: Enquiry, user: User | None
     staff_chat = services(context).settings.staff_chat_id
     if staff_chat is None:
         return
-    lines = [
-        texts.STAFF_POST.format(
-            title=texts.STAFF_KIND.get(enquiry.kind, enquiry.kind),
-            reference=enquiry.reference,
-            who=who(user) if user else f"{enquiry.display_name} (id {enquiry.user_id})",
-            text=enquiry.text,
-        )
-    ]
-    for label, value in enquiry.details.items():
-        if isinstance(value, list):
-            value = ", ".join(map(str, value))
-        lines.append(f"{label.replace('_', ' ')}: {value}")
-    lines.append(texts.STAFF_POST_HINT)
-    buttons = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(texts.STAFF_TAKE, callback_data=f"{TAKE}{enquiry.id}"),
-                InlineKeyboardButton(texts.STAFF_DONE, callback_data=f"{DONE}{enquiry.id}"),
-            ]
-        ]
-    )
     try:
-        post = await context.bot.send_message(staff_chat, "\n".join(lines)[:4096], reply_markup=buttons)
+        post = await context.bot.send_message(
+            staff_chat, post_text(enquiry), reply_markup=post_buttons(enquiry)
+        )
         await services(context).log.set_staff_message(enquiry.id, post.message_id, staff_chat)
     except TelegramError:
         log.exception("could not post %s to the staff chat", enquiry.reference)
