@@ -68,7 +68,10 @@ def post_buttons(enquiry: Enquiry, *, take: bool = True, done: bool = True) -> I
 async def file_enquiry(
     update: Update, context: CallbackContext, kind: str, text: str, details: dict[str, Any]
 ) -> Enquiry | None:
-    """Store the enquiry (committed), then post it to staff; None if it could not be stored."""
+    """Store the enquiry (committed), then post it to staff; None if it could not be stored.
+
+    The post runs as a task of its own: the person's reply, above all urgent safety advice,
+    must never wait on the staff chat (PTB awaits such tasks when the application stops)."""
     user, chat = update.effective_user, update.effective_chat
     try:
         enquiry = await services(context).log.record(
@@ -83,7 +86,7 @@ async def file_enquiry(
     except Exception:
         log.exception("could not store a %s enquiry", kind)
         return None
-    await announce(context, enquiry, user)
+    context.application.create_task(announce(context, enquiry, user), update=update)
     return enquiry
 
 

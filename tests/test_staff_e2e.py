@@ -3,6 +3,7 @@ relayed both ways (surviving a restart), the staff commands, and what non-staff 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -38,6 +39,11 @@ async def ask_staff(live: LiveBot, user, text: str = QUESTION) -> tuple[dict, in
     post = await live.api.wait_for_message(live.staff_chat)
     (enquiry_id,) = rows(live.db_path, "select max(id) from enquiries")[0]
     assert format_reference(enquiry_id) in post["text"]
+    # The post is sent in the background, after the user's reply; its link is stored just after.
+    for _ in range(200):
+        if rows(live.db_path, f"select staff_message_id from enquiries where id = {enquiry_id}")[0][0]:
+            break
+        await asyncio.sleep(0.01)
     return post, enquiry_id
 
 
