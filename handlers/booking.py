@@ -9,6 +9,7 @@ is lost. The safety gate still runs on everything typed here.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 from telegram import (
     Chat,
@@ -229,14 +230,24 @@ async def typed_background(update: Update, context: CallbackContext) -> int | No
     return await _next(update, context, _draft(context).with_(background=background), NOTES)
 
 
-async def typed_name(update: Update, context: CallbackContext) -> int:
-    if await _not_an_answer(update, context, NAME):
-        return await prompt(update, context, NAME)
+async def _typed(
+    update: Update, context: CallbackContext, step: int, parse: Callable[[str], dict[str, str]]
+) -> dict[str, str] | int:
+    """A text step: the fields parsed from what was typed, or the state to stay in (the step was
+    asked again, after answering a question or safety advice, or saying how to put it right)."""
+    if await _not_an_answer(update, context, step):
+        return await prompt(update, context, step)
     try:
-        name = clean_name(update.effective_message.text or "")
+        return parse(update.effective_message.text or "")
     except InvalidInput as problem:
-        return await _retry(update, context, problem, NAME)
-    return await _next(update, context, _draft(context).with_(name=name), CONTACT)
+        return await _retry(update, context, problem, step)
+
+
+async def typed_name(update: Update, context: CallbackContext) -> int:
+    fields = await _typed(update, context, NAME, lambda text: {"name": clean_name(text)})
+    if isinstance(fields, int):
+        return fields
+    return await _next(update, context, _draft(context).with_(**fields), CONTACT)
 
 
 async def telegram_name(update: Update, context: CallbackContext) -> int:
@@ -246,13 +257,14 @@ async def telegram_name(update: Update, context: CallbackContext) -> int:
 
 
 async def typed_contact(update: Update, context: CallbackContext) -> int:
-    if await _not_an_answer(update, context, CONTACT):
-        return await prompt(update, context, CONTACT)
-    try:
-        kind, value = clean_contact(update.effective_message.text or "")
-    except InvalidInput as problem:
-        return await _retry(update, context, problem, CONTACT)
-    return await _contact(update, context, kind, value)
+    def parse(text: str) -> dict[str, str]:
+        kind, value = clean_contact(text)
+        return {"contact_kind": kind, "contact": value}
+
+    fields = await _typed(update, context, CONTACT, parse)
+    if isinstance(fields, int):
+        return fields
+    return await _contact(update, context, fields["contact_kind"], fields["contact"])
 
 
 async def shared_contact(update: Update, context: CallbackContext) -> int:
@@ -274,13 +286,10 @@ async def chose_background(update: Update, context: CallbackContext) -> int:
 
 
 async def typed_notes(update: Update, context: CallbackContext) -> int:
-    if await _not_an_answer(update, context, NOTES):
-        return await prompt(update, context, NOTES)
-    try:
-        notes = clean_notes(update.effective_message.text or "")
-    except InvalidInput as problem:
-        return await _retry(update, context, problem, NOTES)
-    return await _next(update, context, _draft(context).with_(notes=notes), CONSENT)
+    fields = await _typed(update, context, NOTES, lambda text: {"notes": clean_notes(text)})
+    if isinstance(fields, int):
+        return fields
+    return await _next(update, context, _draft(context).with_(**fields), CONSENT)
 
 
 async def no_notes(update: Update, context: CallbackContext) -> int:
