@@ -1,26 +1,34 @@
 """Fold a message into the words that carry its meaning, the same way for questions and the FAQ.
 
-rapidfuzz normalises nothing by default, and people write "hrs", "anaesthetic", "£££" and "hi, quick
-question..." around the few words that matter. Folding happens once per FAQ phrasing at load and
-once per message, so matching compares meaning rather than spelling.
+rapidfuzz normalises nothing by default, and people write "hrs", "anaesthetic", "£££", "up to date"
+and "hi, quick question..." around the few words that matter. Folding happens once per FAQ phrasing
+at load and once per message, so matching compares meaning rather than spelling: set phrases first
+("money back" -> refund), then one word at a time (spellings, abbreviations, synonyms), then stop
+words are dropped and what is left is lightly stemmed.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from knowledge.yamlfile import KnowledgeError, load_yaml
 
 LANGUAGE_FILE = Path(__file__).with_name("language.yaml")
 _WORD = re.compile(r"£|[a-z0-9]+(?:[.'][a-z0-9]+)*")
-_SECTIONS = ("spellings", "abbreviations", "synonyms", "stopwords", "keep")
+_SECTIONS = ("spellings", "abbreviations", "phrases", "synonyms", "focus", "stopwords", "keep")
+LONGEST_PHRASE = 4  # words in the longest set phrase
 
 
+@functools.lru_cache(maxsize=8192)
 def stem(word: str) -> str:
-    """A deliberately light stemmer: plurals and common verb endings, nothing clever."""
+    """A deliberately light stemmer: plurals and common verb endings, nothing clever. Remembered:
+    every message asks for the same few hundred words."""
     if len(word) <= 3 or not word.isalpha():
         return word
     for suffix, replacement, min_len in (
@@ -41,10 +49,21 @@ def stem(word: str) -> str:
 
 @dataclass(frozen=True)
 class Language:
-    """Spelling, abbreviation and synonym folding, and the words to ignore."""
+    """Phrase, spelling, abbreviation and synonym folding; the words to ignore; the words that name
+    what a question asks for."""
 
     rewrites: dict[str, tuple[str, ...]]
     stopwords: frozenset[str]
+    phrases: dict[tuple[str, ...], tuple[str, ...]]
+    focus: frozenset[str]  # stemmed terms naming what is asked for: price, location, duration...
+
+    @functools.cached_property
+    def _phrases_by_start(self) -> dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]]:
+        """Phrases by their first word, longest first."""
+        starts: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+        for phrase, meaning in sorted(self.phrases.items(), key=lambda item: -len(item[0])):
+            starts.setdefault(phrase[0], []).append((phrase, meaning))
+        return starts
 
     @classmethod
     def load(cls, path: Path = LANGUAGE_FILE) -> Language:
@@ -54,22 +73,48 @@ class Language:
         rewrites: dict[str, tuple[str, ...]] = {}
         for section in ("spellings", "abbreviations"):
             for word, replacement in data[section].items():
-                rewrites[str(word)] = tuple(str(replacement).split())
+                rewrites[_text(path, section, word)] = tuple(_text(path, section, replacement).split())
         for canonical, words in data["synonyms"].items():
-            for word in words:
-                if str(word) in rewrites:
+            for word in _list(path, f"synonyms of {canonical}", words):
+                if word in rewrites:
                     raise KnowledgeError(f"{path}: {word!r} is folded twice (synonyms of {canonical})")
-                rewrites[str(word)] = (str(canonical),)
+                rewrites[word] = (_text(path, "synonyms", canonical),)
         for word, targets in rewrites.items():  # a spelling fix may land on a synonym: follow it
             rewrites[word] = tuple(t for target in targets for t in rewrites.get(target, (target,)))
-        keep = {str(word) for word in data["keep"]}
-        stopwords = frozenset(str(word) for word in data["stopwords"]) - keep
-        return cls(rewrites=rewrites, stopwords=stopwords)
+        phrases = {
+            tuple(_text(path, "phrases", phrase).split()): tuple(_text(path, "phrases", meaning).split())
+            for phrase, meaning in data["phrases"].items()
+        }
+        for phrase in phrases:
+            if not 2 <= len(phrase) <= LONGEST_PHRASE:
+                words = " ".join(phrase)
+                raise KnowledgeError(f"{path}: phrases: {words!r} is not 2 to {LONGEST_PHRASE} words")
+        keep = set(_list(path, "keep", data["keep"]))
+        stopwords = frozenset(_list(path, "stopwords", data["stopwords"])) - keep
+        language = cls(rewrites=rewrites, stopwords=stopwords, phrases=phrases, focus=frozenset())
+        focus = frozenset(t for word in _list(path, "focus", data["focus"]) for t in language.terms(word))
+        return cls(rewrites=rewrites, stopwords=stopwords, phrases=phrases, focus=focus)
 
     def raw_words(self, text: str) -> list[str]:
-        """The words as typed, casefolded and with apostrophes dropped ("what's" -> "whats")."""
+        """The words as typed, casefolded, apostrophes dropped ("what's" -> "whats"), numbers without
+        leading zeros ("09:00" -> "9", "00" -> "0")."""
         folded = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'")
-        return [raw.replace("'", "") for raw in _WORD.findall(folded)]
+        return [_number(raw.replace("'", "")) for raw in _WORD.findall(folded)]
+
+    def join_phrases(self, raw: Sequence[str]) -> list[str]:
+        """Set phrases replaced by what they mean, longest first: "up to date" -> "current"."""
+        out: list[str] = []
+        i = 0
+        while i < len(raw):
+            for phrase, meaning in self._phrases_by_start.get(raw[i], ()):
+                if tuple(raw[i : i + len(phrase)]) == phrase:
+                    out.extend(meaning)
+                    i += len(phrase)
+                    break
+            else:
+                out.append(raw[i])
+                i += 1
+        return out
 
     def fold(self, raw: str) -> tuple[str, ...]:
         """One typed word as the word(s) the FAQ uses for it."""
@@ -77,8 +122,25 @@ class Language:
 
     def words(self, text: str) -> list[str]:
         """Every word, folded, in order: used where grammar words matter (splitting, intent)."""
-        return [word for raw in self.raw_words(text) for word in self.fold(raw)]
+        return [word for raw in self.join_phrases(self.raw_words(text)) for word in self.fold(raw)]
 
     def terms(self, text: str) -> list[str]:
         """The meaningful words of a text: folded, stop words dropped, lightly stemmed."""
         return [stem(word) for word in self.words(text) if word not in self.stopwords]
+
+
+def _number(word: str) -> str:
+    return (word.lstrip("0") or "0") if word.isdigit() else word
+
+
+def _text(path: Path, section: str, value: Any) -> str:
+    """A word from the file; YAML reads bare on/off/yes/no as booleans, which must be quoted."""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise KnowledgeError(f"{path}: {section}: {value!r} is not a word (quote on, off, yes, no)")
+    return str(value)
+
+
+def _list(path: Path, section: str, values: Any) -> list[str]:
+    if not isinstance(values, list):
+        raise KnowledgeError(f"{path}: {section}: expected a list")
+    return [_text(path, section, value) for value in values]

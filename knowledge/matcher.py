@@ -1,14 +1,35 @@
 """Match a message to FAQ entries: a confident answer, "did you mean" candidates, or nothing.
 
-Each entry is indexed by the meaningful words of its question, phrasings and keywords, weighted by
-how rare they are across entries (a word every entry shares says little). A message scores an entry
-by how much of the message the entry explains and how closely it fits one phrasing; words the FAQ
-has never seen count against every entry, which is what keeps "how much is botox?" from being
-answered with the course price. Typos are corrected against the FAQ's own vocabulary only.
+Words first (knowledge/language.py): typos are corrected against the FAQ's own vocabulary, set
+phrases, spellings, abbreviations and synonyms folded, stop words dropped, the rest lightly stemmed,
+the same way for messages and for the FAQ.
+
+Each entry is indexed by the meaningful words of its question, phrasings and keywords (and the
+figures of its answer: "is it £600?"), weighted by how rare they are across entries: a word every
+entry shares says little. A message scores an entry by how much of the message the entry explains
+(coverage) and how closely it fits one phrasing (a weighted Dice overlap); the few best are compared
+again as whole sentences, grammar words kept, with rapidfuzz, because "what's in the pack" and
+"when do I get the pack" differ only in those.
+
+Honesty rules sit on top of the score, because a confident wrong answer is worse than none:
+- a word the FAQ has never seen counts against every entry ("how much is a hydrafacial?");
+- what a message asks for must be answered: a price, a place, a time or a length (language.yaml
+  `focus`), the thing it names ("how many injections", "do I get a certificate"), or a thing only a
+  known gap knows ("parking", "refund", "Botox": the gap's one-word keywords no entry uses);
+- known gaps (gaps.yaml) are matched like entries, so a question the documents do not answer gets
+  an honest "I don't know", and a gap about a price only catches questions about a price;
+- an answer needs a clear lead over the next entry and must explain most of the message.
+
+A message may hold several questions ("price and where is it?"): it is cut into clauses at ? ! ;
+and full stops, and at commas and conjunctions that do not merely go on with what a question asks
+("do you teach aftercare and treatment plans?" is one question). Each part is matched alone. What
+the sender says about themselves ("I'm a physio, ...") is read with the question after it, its own
+words weighed less. Matching is fast: postings, a bounded first pass, rapidfuzz on a few only.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import defaultdict
@@ -22,23 +43,41 @@ from rapidfuzz.distance import DamerauLevenshtein
 from knowledge.language import Language, stem
 from knowledge.model import Entry, Gap
 
-# Thresholds, tuned on tests/data/faq_eval.yaml (see benchmarks/RESULTS.md for the figures).
+# Thresholds, tuned on the dev half of tests/data/faq_eval.yaml (python -m benchmarks.evaluate --split dev).
 CONFIDENT = 0.55  # at or above: answer
 MARGIN = 0.03  # ...and ahead of the next entry by at least this, or it is a "did you mean"
+MIN_COVERAGE = 0.5  # ...and the entry explains at least this much of the message
 PART_CONFIDENT = 0.5  # one part of a several-question message: the rest of it says "several"
 SUGGEST = 0.34  # at or above: offer as "did you mean"
 MAX_SUGGESTIONS = 3
 MAX_ANSWERS = 3  # questions answered from one message
+MAX_PARTS = 6  # ...from among its first this many parts: matching stays fast on a wall of text
 PHRASING_WEIGHT = 0.3  # the rest is how much of the message the entry explains
-KEYWORD_BONUS = 0.08
-RERANK = 5  # candidates compared again, whole sentence against each phrasing
-RERANK_WEIGHT = 0.5
-RERANK_SCORER = fuzz.WRatio
+KEYWORD_BONUS = 0.08  # every word of one of the entry's keywords is in the message
+RERANK = 4  # candidates compared again, whole sentence against each phrasing they share words with
+RERANK_PHRASINGS = 5  # ...against this many of its phrasings, those sharing the most words
+RERANK_WEIGHT = 0.5  # share of the final score that is that sentence closeness
+RERANK_SCORER = fuzz.WRatio  # robust to extra words around a phrasing, and to word order
 UNKNOWN_DF = 3.0  # a word the FAQ never uses weighs like one found in this many entries
-MIN_COVERAGE = 0.5  # an answer must explain at least this much of the message
+FOCUS_PENALTY = 0.15  # an entry that misses what the message asks for (or a gap about another thing)
+PREAMBLE_WEIGHT = 0.25  # words only in what the sender says about themselves ("I'm a physio, ...")
+SPELL_CACHE = 20_000  # typed words remembered with their correction
 
-# Where one message holds several questions: "price and where is it?"
-_SPLIT = re.compile(r"[?;!\n]+|(?<!\d)[.,](?!\d)|&|\b(?:and|also|plus|as well as|then)\b", re.I)
+# Where one message holds several questions: "price and where is it?". A full stop, ? ! ; or a line
+# break always ends a clause; a comma or a conjunction only where it does not join two things asked
+# in one question ("do you teach aftercare and treatment plans?", "between acute and chronic pain").
+_BREAK = re.compile(r"[?;!\n]+|(?<!\d)\.(?!\d)")
+_JOIN = re.compile(r"(?<!\d),(?!\d)|&|\+|\b(?:and|also|plus|as well as|then)\b", re.I)
+_QUESTION = re.compile(
+    r"^\s*(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which|is|are|do|does|did|can|"
+    r"could|will|would|should|shall|may|am|was|were|have|has|any)\b",
+    re.I,
+)
+# Words before the name of the thing a question wants ("do I get a certificate?").
+_GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "receiving"})
+_DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
+# A clause that tells something about the sender rather than asking: read with the next one.
+_PREAMBLE = re.compile(r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -47,6 +86,7 @@ class Match:
     score: float
     fit: float = 0.0  # how closely the message fits the entry's best phrasing
     coverage: float = 0.0  # how much of the message the entry's vocabulary explains
+    focused: bool = True  # False: the message asks for something (a price, a place...) it does not give
 
     @property
     def is_gap(self) -> bool:
@@ -72,54 +112,103 @@ class Matcher:
     def __init__(self, entries: Sequence[Entry | Gap], language: Language) -> None:
         self.entries = tuple(entries)
         self.language = language
-        docs: list[tuple[int, frozenset[str]]] = []
-        self._phrasings: list[list[str]] = []  # per entry: phrasings folded, grammar kept
-        bags: list[set[str]] = []
+        # Documents: an entry's question and each phrasing, as terms and as a sentence for the rerank.
+        doc_terms: list[list[tuple[int, frozenset[str]]]] = []  # per entry: (document, its terms)
+        self._doc_sentence: list[str] = []
+        self._sentences: list[list[str]] = []  # per entry: its documents' sentences
         self._keywords: list[list[frozenset[str]]] = []
+        self._is_gap = [isinstance(entry, Gap) for entry in self.entries]
+        self._gap_asks: list[frozenset[str]] = []  # per gap: the focus words its question asks about
+        bags: list[frozenset[str]] = []
         typed: set[str] = set()
-        for index, entry in enumerate(self.entries):
+        for entry in self.entries:
+            asks = frozenset(language.terms(entry.question)) & language.focus
+            self._gap_asks.append(asks if isinstance(entry, Gap) else frozenset())
             bag: set[str] = set()
-            self._phrasings.append([self._sentence(text) for text in (entry.question, *entry.phrasings)])
+            doc_terms.append([])
+            self._sentences.append([])
             for text in (entry.question, *entry.phrasings):
-                terms = frozenset(language.terms(text))
                 typed.update(language.raw_words(text))
+                terms = frozenset(language.terms(text))
                 if terms:
-                    docs.append((index, terms))
+                    doc_terms[-1].append((len(self._doc_sentence), terms))
+                    self._doc_sentence.append(_sentence(language.words(text)))
+                    self._sentences[-1].append(self._doc_sentence[-1])
                     bag |= terms
             keywords = [frozenset(language.terms(k)) for k in entry.keywords]
             self._keywords.append([k for k in keywords if k])
             for keyword in entry.keywords:
                 typed.update(language.raw_words(keyword))
-            bags.append(bag | set().union(*self._keywords[-1]))
-        self._bags = [frozenset(bag) for bag in bags]
-        self._index = {entry.id: index for index, entry in enumerate(self.entries)}
+            bag.update(*self._keywords[-1])
+            if isinstance(entry, Entry):  # the answer's figures: "is it £600?", "is it 9 to 5?"
+                bag.update(word for word in language.raw_words(entry.answer) if not word.isalpha())
+            bags.append(frozenset(bag))
+        self._bags = bags
         df: dict[str, int] = defaultdict(int)
-        for bag in self._bags:
+        for bag in bags:
             for term in bag:
                 df[term] += 1
         n = len(self.entries)
         self._idf = {term: math.log(1 + n / count) for term, count in df.items()}
         # A word the FAQ never uses weighs like a rare one: it is probably what the question is about.
         self._unknown_idf = math.log(1 + n / UNKNOWN_DF)
-        self._docs = docs
-        self._doc_weight = [sum(self._idf[t] for t in terms) for _, terms in docs]
-        self._postings: dict[str, list[int]] = defaultdict(list)
-        for doc_index, (_, terms) in enumerate(docs):
-            for term in terms:
-                self._postings[term].append(doc_index)
-        self._spellable = sorted((typed | set(language.rewrites) | set(self._idf)) - language.stopwords)
+        self._entry_docs = [
+            [(doc, terms, sum(self._idf[t] for t in terms)) for doc, terms in docs] for docs in doc_terms
+        ]
+        self._lightest_doc = [
+            min((weight for _, _, weight in docs), default=0.0) for docs in self._entry_docs
+        ]
+        # Postings: term -> entries whose vocabulary has it, keywords holding it.
+        self._entry_postings: dict[str, list[int]] = defaultdict(list)
+        for index, bag in enumerate(bags):
+            for term in bag:
+                self._entry_postings[term].append(index)
+        self._keyword_postings: dict[str, list[tuple[int, frozenset[str]]]] = defaultdict(list)
+        for index, keywords in enumerate(self._keywords):
+            for keyword in keywords:
+                self._keyword_postings[min(keyword)].append((index, keyword))
+        phrase_words = {word for phrase in language.phrases for word in phrase}
+        self._spellable = sorted(
+            (typed | set(language.rewrites) | set(self._idf) | phrase_words) - language.stopwords
+        )
         self._known = frozenset(self._spellable) | language.stopwords
+        self._spelled: dict[str, str] = {}
+        # A gap's one-word keyword that no entry uses ("parking", "refund") names what the FAQ
+        # cannot answer: a message holding one is asking it.
+        answerable = set().union(
+            *(bag for entry, bag in zip(self.entries, bags, strict=True) if isinstance(entry, Entry))
+        )
+        gap_words = {
+            term
+            for entry, keywords in zip(self.entries, self._keywords, strict=True)
+            if isinstance(entry, Gap)
+            for keyword in keywords
+            if len(keyword) == 1
+            for term in keyword
+        }
+        self._unanswerable = frozenset(gap_words - answerable)
+        self._askable = language.focus | self._unanswerable
 
     # -- words ----------------------------------------------------------------------------------
 
+    def words(self, text: str) -> list[str]:
+        """Every word of a message, typos corrected, phrases and words folded, grammar kept."""
+        raw = [self._spell(word) for word in self.language.raw_words(text)]
+        return [word for typed in self.language.join_phrases(raw) for word in self.language.fold(typed)]
+
     def terms(self, text: str) -> list[str]:
         """The message's meaningful words, with typos corrected against the FAQ's vocabulary."""
-        out: list[str] = []
-        for raw in self.language.raw_words(text):
-            if raw not in self._known and stem(raw) not in self._known:
-                raw = self._correct(raw)
-            out.extend(stem(word) for word in self.language.fold(raw) if word not in self.language.stopwords)
-        return out
+        return [stem(word) for word in self.words(text) if word not in self.language.stopwords]
+
+    def _spell(self, raw: str) -> str:
+        if raw in self._known or stem(raw) in self._known:
+            return raw
+        corrected = self._spelled.get(raw)
+        if corrected is None:
+            corrected = self._correct(raw)
+            if len(self._spelled) < SPELL_CACHE:
+                self._spelled[raw] = corrected
+        return corrected
 
     def _correct(self, raw: str) -> str:
         """A typo of a word the FAQ uses, or the word unchanged. Real words that merely look like
@@ -141,61 +230,130 @@ class Matcher:
 
     # -- scoring --------------------------------------------------------------------------------
 
-    def _sentence(self, text: str) -> str:
-        """The whole text folded with its grammar words: "what's in" and "why" tell siblings apart."""
-        return " ".join(stem(word) for word in self.language.words(text))
+    def rank(self, text: str) -> list[Match]:
+        """The best few entries for the whole message (RERANK of them), best first: what `match`
+        decides from, for diagnostics and benchmarks."""
+        clauses = self._clause_words(text)
+        return self._rank(_whole(clauses), self._context(clauses))
 
-    def rank(self, text: str, limit: int = 5) -> list[Match]:
-        """Entries by score, best first; at most one row per entry."""
-        query = set(self.terms(text))
+    def _clause_words(self, text: str) -> list[tuple[list[str], bool]]:
+        """The words of each clause, marked True where the clause tells about the sender."""
+        return [(self.words(clause), preamble) for clause, preamble in _clauses(text)]
+
+    def _context(self, clauses: Sequence[tuple[list[str], bool]]) -> frozenset[str]:
+        """Terms found only in what the sender says about themselves ("I'm a physio, I work in
+        sports rehab, how much is it?"): context, weighed less than the question."""
+        told: set[str] = set()
+        asked: set[str] = set()
+        for words, preamble in clauses:
+            (told if preamble else asked).update(stem(w) for w in words if w not in self.language.stopwords)
+        return frozenset(told - asked)
+
+    def _rank(self, words: Sequence[str], context: frozenset[str]) -> list[Match]:
+        query = {stem(word) for word in words if word not in self.language.stopwords}
         if not query:
             return []
-        first = self._rank(query, max(limit, RERANK))
-        sentence = self._sentence(text)
-        reranked = []
-        for match in first[:RERANK]:
-            index = self._index[match.entry.id]
-            closeness = process.extractOne(sentence, self._phrasings[index], scorer=RERANK_SCORER)[1] / 100
+        asked = query & self._askable | self._named(words)
+        sentence = _sentence(words)
+        ranked: list[Match] = []
+        for index, match, docs in self._first_pass(query, asked, context):
+            phrasings = [self._doc_sentence[doc] for doc in docs] or self._sentences[index]
+            closeness = process.extractOne(sentence, phrasings, scorer=RERANK_SCORER)[1] / 100
             score = (1 - RERANK_WEIGHT) * match.score + RERANK_WEIGHT * closeness
-            reranked.append(Match(match.entry, score, match.fit, match.coverage))
-        reranked.sort(key=lambda m: m.score, reverse=True)
-        return reranked[:limit]
+            score = score if match.focused else score - FOCUS_PENALTY
+            ranked.append(Match(match.entry, score, match.fit, match.coverage, match.focused))
+        ranked.sort(key=lambda m: m.score, reverse=True)
+        return ranked
 
-    def _rank(self, query: set[str], limit: int) -> list[Match]:
-        weights = {t: self._idf.get(t, self._unknown_idf) for t in query}
+    def _named(self, words: Sequence[str]) -> set[str]:
+        """What a question names as the thing it wants: "how many injections" is not answered by
+        how many sessions, nor "when do I get the certificate" by when the pack is sent."""
+        named: set[str] = set()
+        for i, word in enumerate(words[:-1]):
+            if word in _GETTING or (word in ("many", "much") and i and words[i - 1] == "how"):
+                after = [w for w in words[i + 1 : i + 3] if w not in _DETERMINERS][:1]
+                named.update(stem(w) for w in after if w not in self.language.stopwords)
+        return named
+
+    def _first_pass(
+        self, query: set[str], asked: set[str], context: frozenset[str]
+    ) -> list[tuple[int, Match, list[int]]]:
+        """The RERANK best entries by weighted coverage and phrasing overlap, each with its index
+        and the documents (phrasings) it shares words with.
+
+        Coverage is summed over the postings of the message's words. The phrasing overlap (a Dice
+        coefficient) costs a pass over an entry's documents, so it is computed best-bound first and
+        only while an entry could still make the top: an entry covering words of weight C (of the
+        message's `total`) overlaps none of its documents by more than 2C / (total + max(C, w)),
+        w being its lightest document's weight."""
+        weights = {
+            t: self._idf.get(t, self._unknown_idf) * (PREAMBLE_WEIGHT if t in context else 1.0) for t in query
+        }
         total = sum(weights.values())
-        overlap: dict[int, float] = defaultdict(float)
-        for term in query:
-            for doc_index in self._postings.get(term, ()):
-                overlap[doc_index] += weights[term]
-        best_doc: dict[int, float] = {}
-        for doc_index, shared in overlap.items():
-            entry_index = self._docs[doc_index][0]
-            dice = 2 * shared / (total + self._doc_weight[doc_index])
-            if dice > best_doc.get(entry_index, 0.0):
-                best_doc[entry_index] = dice
-        scored: list[Match] = []
-        for entry_index, dice in best_doc.items():
-            bag = self._bags[entry_index]
-            coverage = sum(w for t, w in weights.items() if t in bag) / total
-            score = PHRASING_WEIGHT * dice + (1 - PHRASING_WEIGHT) * coverage
-            if any(keyword <= query for keyword in self._keywords[entry_index]):
-                score += KEYWORD_BONUS
-            scored.append(Match(self.entries[entry_index], min(score, 1.0), dice, coverage))
-        scored.sort(key=lambda m: m.score, reverse=True)
-        return scored[:limit]
+        covered: dict[int, float] = defaultdict(float)
+        for term, weight in weights.items():
+            for index in self._entry_postings.get(term, ()):
+                covered[index] += weight
+        keyed = {
+            index
+            for term in query
+            for index, keyword in self._keyword_postings.get(term, ())
+            if keyword <= query
+        }
+        # What is asked must be answered: a price, a place, or a thing only a gap knows ("parking").
+        # A gap holding that thing is focused whatever else is asked ("how much is Botox?"), and a
+        # gap about a price only catches questions about a price.
+        unanswerable = asked & self._unanswerable
+        bounds = []
+        for index, cover in covered.items():
+            coverage = cover / total
+            gap_asks = self._gap_asks[index]
+            required = unanswerable or asked if self._is_gap[index] else asked
+            focused = required <= self._bags[index] and not (gap_asks and not gap_asks & query)
+            base = (
+                (1 - PHRASING_WEIGHT) * coverage
+                + KEYWORD_BONUS * (index in keyed)
+                - FOCUS_PENALTY * (not focused)
+            )
+            bound = base + PHRASING_WEIGHT * 2 * cover / (total + max(cover, self._lightest_doc[index]))
+            bounds.append((bound, base, coverage, focused, index))
+        bounds.sort(reverse=True)
+        top: list[tuple[float, int, Match, list[int]]] = []  # a min-heap of the best so far
+        for bound, base, coverage, focused, index in bounds:
+            if len(top) == RERANK and bound <= top[0][0]:
+                break
+            overlaps = []
+            for doc, terms, weight in self._entry_docs[index]:
+                common = terms & query
+                if common:
+                    overlaps.append((2 * sum(map(weights.__getitem__, common)) / (total + weight), doc))
+            overlaps.sort(reverse=True)
+            fit = overlaps[0][0] if overlaps else 0.0
+            ranking = base + PHRASING_WEIGHT * fit  # the focus penalty decides the top too
+            score = min(ranking + FOCUS_PENALTY * (not focused), 1.0)
+            row = (
+                ranking,
+                index,
+                Match(self.entries[index], score, fit, coverage, focused),
+                [doc for _, doc in overlaps[:RERANK_PHRASINGS]],
+            )
+            if len(top) < RERANK:
+                heapq.heappush(top, row)
+            elif ranking > top[0][0]:
+                heapq.heapreplace(top, row)
+        return [(index, match, shared) for _, index, match, shared in sorted(top, reverse=True)]
 
     # -- decisions ------------------------------------------------------------------------------
 
     def match(self, text: str) -> Outcome:
         """Decide: answer (one or several questions), a known gap, suggest, or none."""
-        ranked = self.rank(text, limit=RERANK)
-        several = self._several(text)
-        # Several questions only if the message as a whole points at each of them too: "Centre
-        # for Medical Sciences and Research" is one name, not a question about research.
-        near = {m.entry.id for m in ranked}
-        if len(several) >= 2 and all(m.entry.id in near for m in several):
+        clauses = self._clause_words(text)
+        context = self._context(clauses)
+        parts = [part for part in _parts(clauses) if self._meaningful(part)]
+        several = self._several(parts[:MAX_PARTS], context)
+        if several:
             return Outcome("answer", tuple(several))
+        ranked = self._rank(_whole(clauses), context)
         if ranked and ranked[0].is_gap and ranked[0].score >= SUGGEST:
             return Outcome("gap", (ranked[0],))
         if ranked and _confident(ranked):
@@ -205,27 +363,85 @@ class Matcher:
             return Outcome("suggest", tuple(candidates))
         return Outcome("none")
 
-    def _several(self, text: str) -> list[Match]:
-        """Confident answers to distinct questions asked in one message, in the order asked."""
+    def _several(self, parts: Sequence[list[str]], context: frozenset[str]) -> list[Match]:
+        """Confident answers to the questions of a several-part message, in the order asked, or
+        nothing. Parts that all point at the same entry are one question asked twice ("what time
+        do I arrive and when does it end?")."""
+        if len(parts) < 2:
+            return []
         found: list[Match] = []
-        for part in split_questions(text):
-            ranked = self.rank(part, limit=2)
-            if (
-                ranked
-                and _confident(ranked, PART_CONFIDENT)
-                and not ranked[0].is_gap
-                and all(m.entry.id != ranked[0].entry.id for m in found)
-            ):
-                found.append(ranked[0])
-        return found[:MAX_ANSWERS]
+        tops: set[str] = set()
+        for words in parts:
+            ranked = self._rank(words, context)
+            top = ranked[0]
+            tops.add(top.entry.id)
+            new = all(m.entry.id != top.entry.id for m in found)
+            if new and not top.is_gap and _confident(ranked, PART_CONFIDENT):
+                found.append(top)
+        if len(found) >= 2 or (found and tops == {found[0].entry.id}):
+            return found[:MAX_ANSWERS]
+        return []
+
+    def _meaningful(self, words: Sequence[str]) -> bool:
+        """Has a word the FAQ or its gaps use: "hi there" and "hope you're well" ask nothing."""
+        return any(stem(word) in self._idf for word in words if word not in self.language.stopwords)
 
 
 def split_questions(text: str) -> list[str]:
-    """The parts of a message that may each be a question ("price and where is it?")."""
-    return [part for part in _SPLIT.split(text) if part and part.strip()]
+    """The parts of a message that may each be a question ("price and where is it?"). What the
+    sender says about themselves ("I'm a physio, ...") stays with the part after it."""
+    return [" ".join(part) for part in _parts([([clause], told) for clause, told in _clauses(text)])]
+
+
+def _whole(clauses: Sequence[tuple[list[str], bool]]) -> list[str]:
+    """The words of the whole message, from its clauses."""
+    return [word for words, _ in clauses for word in words]
+
+
+def _parts(clauses: Sequence[tuple[list[str], bool]]) -> list[list[str]]:
+    """Clauses (as words) gathered into questions: one that tells about the sender joins the next."""
+    parts: list[list[str]] = []
+    told: list[str] = []
+    for words, preamble in clauses:
+        if preamble:
+            told = told + words
+        else:
+            parts.append(told + words)
+            told = []
+    if told:
+        parts.append(told)
+    return parts
+
+
+def _clauses(text: str) -> list[tuple[str, bool]]:
+    """The clauses of a message, each marked True where it tells about the sender. A new clause
+    starts at ? ! ; or a line break; at a comma or a conjunction too, unless a question goes on with
+    more of what it asks ("do you teach aftercare and treatment plans", "do I get it on the day,
+    or posted later"): "price and where is it" is two, "the centre for ... and research" one."""
+    clauses: list[str] = []
+    for sentence in _BREAK.split(text):
+        start = len(clauses)
+        for piece in (p.strip() for p in _JOIN.split(sentence)):
+            if not piece:
+                continue
+            if len(clauses) > start and _QUESTION.match(clauses[-1]) and not _QUESTION.match(piece):
+                clauses[-1] = f"{clauses[-1]} {piece}"
+            else:
+                clauses.append(piece)
+    return [(clause, bool(_PREAMBLE.match(clause))) for clause in clauses]
+
+
+def _sentence(words: Sequence[str]) -> str:
+    """Folded words with their grammar: "what's in" and "when" tell siblings apart."""
+    return " ".join(stem(word) for word in words)
 
 
 def _confident(ranked: Sequence[Match], threshold: float = CONFIDENT) -> bool:
     top = ranked[0]
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
-    return top.score >= threshold and top.score - runner_up >= MARGIN and top.coverage >= MIN_COVERAGE
+    return (
+        top.score >= threshold
+        and top.score - runner_up >= MARGIN
+        and top.coverage >= MIN_COVERAGE
+        and top.focused
+    )

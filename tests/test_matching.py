@@ -1,0 +1,272 @@
+"""The FAQ matcher as users meet it, through Brain.reply: the labelled evaluation set, then focused
+behaviours with literal inputs (typos, spellings, one-word questions, preambles, two questions in
+one, sibling entries, and questions the documents do not answer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.evaluate import Scores, load_eval, score, split
+from bot.brain import Brain
+from bot.replies import Reply
+from knowledge.language import LANGUAGE_FILE, Language
+from knowledge.matcher import split_questions
+from knowledge.yamlfile import KnowledgeError
+
+TOP1_TARGET = 0.90  # answered with exactly the expected entries
+FALSE_ANSWER_LIMIT = 0.03  # confident answers to questions the documents do not cover
+SUGGEST_RECALL_TARGET = 0.95  # the right entry answered or offered as "did you mean"
+
+
+@pytest.fixture(scope="module")
+def brain() -> Brain:
+    return Brain.load()
+
+
+@pytest.fixture(scope="module")
+def scores(brain: Brain) -> Scores:
+    def decide(question: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        reply = brain.reply(question)
+        return reply.kind.value, reply.entry_ids, tuple(c.entry_id for c in reply.suggestions)
+
+    return score(decide, split(load_eval(), "all"))
+
+
+def _misses(scores: Scores) -> str:
+    lines = [f"  {q!r}: expected {want}, got {got}" for q, want, got in scores.wrong_answers]
+    lines += [f"  {q!r}: expected {want}, only suggested {got}" for q, want, got in scores.suggested_only]
+    return "\n".join(lines)
+
+
+# -- the evaluation set ---------------------------------------------------------------------------
+
+
+def test_top1_accuracy(scores: Scores) -> None:
+    assert scores.top1_rate >= TOP1_TARGET, f"top-1 {scores.top1_rate:.1%}; misses:\n{_misses(scores)}"
+
+
+def test_false_answers_to_unanswerable_questions(scores: Scores) -> None:
+    false = "\n".join(f"  {q!r}: answered {got}" for q, got in scores.false_answers)
+    assert scores.false_answer_rate <= FALSE_ANSWER_LIMIT, (
+        f"{scores.false_answer_rate:.1%} answered confidently:\n{false}"
+    )
+
+
+def test_did_you_mean_recall(scores: Scores) -> None:
+    wrong = "\n".join(f"  {q!r}: expected {want}, got {got}" for q, want, got in scores.wrong_answers)
+    assert scores.suggest_recall >= SUGGEST_RECALL_TARGET, f"{scores.suggest_recall:.1%}; misses:\n{wrong}"
+
+
+# -- focused behaviours ---------------------------------------------------------------------------
+
+
+def _answered(reply: Reply) -> list[str]:
+    return list(reply.entry_ids) if reply.kind.value == "answer" else []
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # typos
+        ("how mcuh is the corse", "pain-course-price"),
+        ("adress?", "pain-course-location"),
+        ("waht time does it strat", "pain-course-hours"),
+        ("certifcate?", "pain-course-certificate"),
+        ("side efects", "side-effects"),
+        # UK and US spellings
+        ("is there anaesthetic cream", "treatment-procedure"),
+        ("is there anesthetic cream", "treatment-procedure"),
+        ("can it help with facial ageing", "mesotherapy-uses"),
+        ("can it help with facial aging", "mesotherapy-uses"),
+        ("is the certificate recognised", "pain-course-certificate"),
+        ("is the certificate recognized", "pain-course-certificate"),
+        ("tell me about the Centre for Medical Sciences", "training-overview"),
+        ("tell me about the Center for Medical Sciences", "training-overview"),
+        # casing, punctuation, emoji
+        ("HOW MUCH IS IT???", "pain-course-price"),
+        ("   Where Is It?   ", "pain-course-location"),
+        ("where's it held 📍", "pain-course-location"),
+        ("does it hurt 😬😬", "treatment-pain"),
+        # one word
+        ("cost", "pain-course-price"),
+        ("venue", "pain-course-location"),
+        ("timings", "pain-course-hours"),
+        ("aftercare", "aftercare"),
+        ("bruising", "side-effects"),
+        ("gauge", "technique-needle"),
+        ("membership", "membership-price"),
+        ("curriculum", "training-syllabus"),
+        ("osteoarthritis", "pain-protocol-indications"),
+        # a long preamble before the question
+        (
+            "Hi there! I've been looking at your website for a while and I'm a physiotherapist working in "
+            "sports rehab. I was wondering how much the pain mesotherapy course costs?",
+            "pain-course-price",
+        ),
+        (
+            "hello, hope you are well. my friend recommended you and i have a quick question: where "
+            "exactly is the masterclass held?",
+            "pain-course-location",
+        ),
+        ("hi, quick question - how much is the pain course??", "pain-course-price"),
+        # everyday words for clinical terms
+        ("is it injected under the skin", "intradermal-vs-subcutaneous"),
+        ("does it help with a bad back", "pain-protocol-indications"),
+        ("is meso better than taking ibuprofen", "mesotherapy-vs-nsaids"),
+        ("steroid jab vs meso", "corticosteroid-comparison"),
+        ("can i go on a sunbed after meso", "aftercare"),
+        ("what's actually in the jab", "mesotherapy-ingredients"),
+        # one question that merely mentions two things
+        ("what is the centre for medical sciences and research?", "training-overview"),
+        ("whats the difference between acute and chronic pain", "acute-vs-chronic-pain"),
+    ],
+)
+def test_answers(brain: Brain, question: str, expected: str) -> None:
+    reply = brain.reply(question)
+    assert _answered(reply) == [expected], (reply.kind.value, reply.entry_ids, reply.suggestions)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("price and where is it?", ["pain-course-price", "pain-course-location"]),
+        ("how much is it and where is it held?", ["pain-course-price", "pain-course-location"]),
+        ("what's the address and what time does it start?", ["pain-course-location", "pain-course-hours"]),
+        ("does it hurt? are there any side effects?", ["treatment-pain", "side-effects"]),
+        ("what needle size and how many ml per point?", ["technique-needle", "technique-volume"]),
+        (
+            "how many people per class, and do i get a certificate",
+            ["pain-course-class-size", "pain-course-certificate"],
+        ),
+    ],
+)
+def test_two_questions_in_one_message_are_both_answered_in_order(
+    brain: Brain, question: str, expected: list[str]
+) -> None:
+    reply = brain.reply(question)
+    assert _answered(reply) == expected, (reply.kind.value, reply.entry_ids, reply.suggestions)
+    assert all(f"▸ {brain.knowledge.entry(entry_id).question}" in reply.text for entry_id in expected)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("what's inside the learning pack", "pain-course-learning-pack-contents"),
+        ("when will the learning pack be emailed to me", "pain-course-learning-pack-delivery"),
+        ("how long is the masterclass", "pain-course-duration"),
+        ("how long does a meso session take", "treatment-duration"),
+        ("how much is the masterclass", "pain-course-price"),
+        ("how much does it cost to join somuk", "membership-price"),
+        ("is the masterclass hands on or theory", "pain-course-format"),
+        ("is the general training online or face to face", "training-format"),
+        ("intradermal or intramuscular, which is better", "intradermal-vs-intramuscular"),
+        ("how many treatments will i need", "sessions-maintenance"),
+        ("when will i notice results", "results-timing"),
+    ],
+)
+def test_siblings_are_told_apart(brain: Brain, question: str, expected: str) -> None:
+    reply = brain.reply(question)
+    assert _answered(reply) == [expected], (reply.kind.value, reply.entry_ids, reply.suggestions)
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("parking?", "parking"),
+        ("is there parking nearby?", "parking"),
+        ("do you offer refunds if I can't make it?", "refunds"),
+        ("can I get my money back?", "refunds"),
+        ("dates?", "course dates"),
+        ("what are the next dates?", "course dates"),
+        ("how much is the general mesotherapy training?", "price of the general mesotherapy training"),
+        ("how long is the general mesotherapy course", "how long the general mesotherapy training lasts"),
+        ("do you do botox training?", "Botox"),
+        ("how much is botox", "Botox"),
+        ("how much for a session on my face", "treatment prices"),
+        ("can i pay monthly", "instalments"),
+        ("is the price plus vat", "VAT"),
+        ("is lunch provided", "lunch"),
+        ("who are the trainers", "trainers"),
+    ],
+)
+def test_questions_the_documents_do_not_answer_get_an_honest_fallback(
+    brain: Brain, question: str, topic: str
+) -> None:
+    reply = brain.reply(question)
+    assert reply.kind.value == "fallback", (reply.kind.value, reply.entry_ids)
+    assert topic in reply.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["can my dog come", "what's the weather", "does meso help acne scars", "is it safe", "tell me a joke"],
+)
+def test_near_misses_get_no_confident_answer(brain: Brain, question: str) -> None:
+    assert brain.reply(question).kind.value != "answer"
+
+
+@pytest.mark.parametrize(("typed", "kept"), [("dates", "date"), ("later", "later"), ("lectures", "theory")])
+def test_typo_correction_keeps_real_words(brain: Brain, typed: str, kept: str) -> None:
+    assert brain.matcher.terms(typed) in ([kept], [])
+    assert "pain-course-price" not in brain.reply(f"{typed}?").entry_ids
+
+
+def test_dates_is_not_read_as_rates(brain: Brain) -> None:
+    assert brain.reply("dates?").kind.value == "fallback"
+    assert _answered(brain.reply("rates?")) == ["pain-course-price"]
+
+
+@pytest.mark.parametrize("question", ["how long?", "duration?", "what's included in the price", "how much?!"])
+def test_suggestions_are_few_and_never_gaps(brain: Brain, question: str) -> None:
+    reply = brain.reply(question)
+    gap_ids = {gap.id for gap in brain.knowledge.gaps}
+    assert len(reply.suggestions) <= 3
+    assert not {choice.entry_id for choice in reply.suggestions} & gap_ids
+
+
+def test_a_vague_question_offers_several_candidates(brain: Brain) -> None:
+    reply = brain.reply("how long?")
+    assert reply.kind.value == "suggest"
+    assert len(reply.suggestions) >= 2
+    assert {"pain-course-duration", "treatment-duration"} <= {c.entry_id for c in reply.suggestions}
+
+
+@pytest.mark.parametrize(
+    ("message", "parts"),
+    [
+        ("price and where is it?", ["price", "where is it"]),
+        (
+            "I'm a physio, which conditions are the protocols for?",
+            ["I'm a physio which conditions are the protocols for"],
+        ),
+        ("do you teach aftercare and treatment plans?", ["do you teach aftercare treatment plans"]),
+        ("hi, quick question - how much is it?", ["hi", "quick question - how much is it"]),
+    ],
+)
+def test_messages_are_split_into_questions(message: str, parts: list[str]) -> None:
+    assert split_questions(message) == parts
+
+
+def test_language_folds_phrases_spellings_and_chat_words() -> None:
+    language = Language.load()
+    assert language.terms("is the content up to date?") == ["content", "current"]
+    assert language.terms("anaesthetic") == language.terms("anesthetic")
+    assert language.terms("how long is it, approx 9 to 5?") == ["duration", "approximately", "9", "5"]
+    assert {"price", "location"} <= language.focus
+
+
+def test_language_refuses_bare_yaml_booleans(tmp_path: Path) -> None:
+    text = LANGUAGE_FILE.read_text(encoding="utf-8").replace('"off"]', "off]")
+    (tmp_path / "language.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(KnowledgeError, match="quote on, off, yes, no"):
+        Language.load(tmp_path / "language.yaml")
+
+
+def test_the_dev_and_test_halves_partition_the_set() -> None:
+    data = load_eval()
+    dev, test = split(data, "dev"), split(data, "test")
+    for section in ("answerable", "unanswerable"):
+        assert len(dev[section]) + len(test[section]) == len(data[section])
+        assert dev[section][0] == data[section][0] and test[section][0] == data[section][1]
