@@ -27,5 +27,14 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Benchmarks: accuracy against baselines, scale, end to end, start-up; writes benchmarks/RESULTS.md
+# (about 10 minutes). The optional `bench` extra brings the baselines; torch goes first, pinned to
+# the CPU build this machine carries: left to pip, sentence-transformers would pull a CUDA torch
+# (gigabytes). The bot itself never needs any of it.
+bench: $(STAMP)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m benchmarks
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
