@@ -29,6 +29,7 @@ words weighed less. Matching is fast: postings, a bounded first pass, rapidfuzz 
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import re
@@ -155,14 +156,19 @@ class Matcher:
         self._entry_docs = [
             [(doc, terms, sum(self._idf[t] for t in terms)) for doc, terms in docs] for docs in doc_terms
         ]
-        self._lightest_doc = [
-            min((weight for _, _, weight in docs), default=0.0) for docs in self._entry_docs
-        ]
-        # Postings: term -> entries whose vocabulary has it, keywords holding it.
-        self._entry_postings: dict[str, list[int]] = defaultdict(list)
+        # Postings: term -> (entry whose vocabulary has it, the weight of the entry's lightest
+        # document holding it: inf if only a keyword or a figure of the answer has it), which
+        # bounds how well any of the entry's documents can fit a message with that term.
+        self._entry_postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for index, bag in enumerate(bags):
+            lightest: dict[str, float] = {}
+            for _, terms, weight in self._entry_docs[index]:
+                for term in terms:
+                    lightest[term] = min(weight, lightest.get(term, math.inf))
             for term in bag:
-                self._entry_postings[term].append(index)
+                self._entry_postings[term].append((index, lightest.get(term, math.inf)))
+        # Words in more entries than this are "common": entries holding only those are scored last.
+        self._common_df = max(50, n // 20)
         self._keyword_postings: dict[str, list[tuple[int, frozenset[str]]]] = defaultdict(list)
         for index, keywords in enumerate(self._keywords):
             for keyword in keywords:
@@ -188,6 +194,9 @@ class Matcher:
         }
         self._unanswerable = frozenset(gap_words - answerable)
         self._askable = language.focus | self._unanswerable
+        # The index lives as long as the process and never changes: keep the garbage collector
+        # from scanning it again and again (full collections over a large FAQ cost 100+ ms).
+        gc.freeze()
 
     # -- words ----------------------------------------------------------------------------------
 
@@ -281,19 +290,62 @@ class Matcher:
         """The RERANK best entries by weighted coverage and phrasing overlap, each with its index
         and the documents (phrasings) it shares words with.
 
-        Coverage is summed over the postings of the message's words. The phrasing overlap (a Dice
-        coefficient) costs a pass over an entry's documents, so it is computed best-bound first and
-        only while an entry could still make the top: an entry covering words of weight C (of the
-        message's `total`) overlaps none of its documents by more than 2C / (total + max(C, w)),
-        w being its lightest document's weight."""
+        Entries holding one of the message's rarer words are scored first. Those holding only its
+        common words (in a large FAQ, "mesotherapy" is in most entries) are skipped when even a
+        perfect fit on those words could not beat the best found (MaxScore): the result is the
+        same, without a pass over thousands of entries."""
         weights = {
             t: self._idf.get(t, self._unknown_idf) * (PREAMBLE_WEIGHT if t in context else 1.0) for t in query
         }
         total = sum(weights.values())
-        covered: dict[int, float] = defaultdict(float)
+        # Rarest words first; entries holding any of the first k are candidates. k grows until the
+        # remaining (commonest) words could not lift any other entry above the fourth best.
+        order = sorted(weights, key=lambda t: len(self._entry_postings.get(t, ())))
+        k = max(1, sum(len(self._entry_postings.get(t, ())) <= self._common_df for t in order))
+        while k < len(order):
+            candidates = {index for t in order[:k] for index, _ in self._entry_postings.get(t, ())}
+            top = self._best(self._coverage(weights, candidates), weights, total, query, asked)
+            held = sum(weights[t] for t in order[k:])
+            ceiling = (1 - PHRASING_WEIGHT) * held / total + KEYWORD_BONUS
+            ceiling += PHRASING_WEIGHT * 2 * held / (total + held)
+            if len(top) == RERANK and ceiling <= top[-1][0]:
+                return [row[1:] for row in top]
+            k += 1
+        top = self._best(self._coverage(weights, None), weights, total, query, asked)
+        return [row[1:] for row in top]
+
+    def _coverage(self, weights: dict[str, float], only: set[int] | None) -> dict[int, tuple[float, float]]:
+        """Per entry (all, or `only` these): the weight of the message's words it holds, and the
+        weight of its lightest document holding one of them (inf: only keywords or figures do)."""
+        covered: dict[int, list[float]] = {}
         for term, weight in weights.items():
-            for index in self._entry_postings.get(term, ()):
-                covered[index] += weight
+            for index, light in self._entry_postings.get(term, ()):
+                if only is not None and index not in only:
+                    continue
+                row = covered.get(index)
+                if row is None:
+                    covered[index] = [weight, light]
+                else:
+                    row[0] += weight
+                    if light < row[1]:
+                        row[1] = light
+        return {index: (cover, light) for index, (cover, light) in covered.items()}
+
+    def _best(
+        self,
+        covered: dict[int, tuple[float, float]],
+        weights: dict[str, float],
+        total: float,
+        query: set[str],
+        asked: set[str],
+    ) -> list[tuple[float, int, Match, list[int]]]:
+        """The RERANK best of the covered entries, best first, as (ranking, index, match, docs).
+
+        The phrasing overlap (a Dice coefficient) costs a pass over an entry's documents, so it is
+        computed best-bound first and only while an entry could still make the top: an entry
+        covering words of weight C (of the message's `total`) overlaps none of its documents by
+        more than 2C / (total + max(C, w)), w being the weight of its lightest document that holds
+        one of the message's words."""
         keyed = {
             index
             for term in query
@@ -305,7 +357,7 @@ class Matcher:
         # gap about a price only catches questions about a price.
         unanswerable = asked & self._unanswerable
         bounds = []
-        for index, cover in covered.items():
+        for index, (cover, light) in covered.items():
             coverage = cover / total
             gap_asks = self._gap_asks[index]
             required = unanswerable or asked if self._is_gap[index] else asked
@@ -315,8 +367,8 @@ class Matcher:
                 + KEYWORD_BONUS * (index in keyed)
                 - FOCUS_PENALTY * (not focused)
             )
-            bound = base + PHRASING_WEIGHT * 2 * cover / (total + max(cover, self._lightest_doc[index]))
-            bounds.append((bound, base, coverage, focused, index))
+            fits = 0.0 if light == math.inf else 2 * cover / (total + max(cover, light))
+            bounds.append((base + PHRASING_WEIGHT * fits, base, coverage, focused, index))
         bounds.sort(reverse=True)
         top: list[tuple[float, int, Match, list[int]]] = []  # a min-heap of the best so far
         for bound, base, coverage, focused, index in bounds:
@@ -341,7 +393,7 @@ class Matcher:
                 heapq.heappush(top, row)
             elif ranking > top[0][0]:
                 heapq.heapreplace(top, row)
-        return [(index, match, shared) for _, index, match, shared in sorted(top, reverse=True)]
+        return sorted(top, reverse=True)
 
     # -- decisions ------------------------------------------------------------------------------
 
