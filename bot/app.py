@@ -42,11 +42,6 @@ def build_application(
         ApplicationBuilder()
         .token(token or settings.require_token())
         .concurrent_updates(PerChatUpdateProcessor())
-        # httpcore scans every open connection on each request: PTB's default of 256 costs CPU
-        # under load, while 16 already cover what Telegram lets a bot send (~30 messages/s).
-        # When all are busy a reply waits for one rather than failing after PTB's 1 s default.
-        .connection_pool_size(16)
-        .pool_timeout(30)
         .persistence(persistence)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
@@ -55,6 +50,11 @@ def build_application(
         builder.base_url(settings.api_base_url)
     if request is not None:
         builder.request(request).get_updates_request(updates_request or request)
+    else:
+        # httpcore scans every open connection on each request: PTB's default of 256 costs CPU
+        # under load, while 16 already cover what Telegram lets a bot send (~30 messages/s).
+        # When all are busy a reply waits for one rather than failing after PTB's 1 s default.
+        builder.connection_pool_size(16).pool_timeout(30)
     application = builder.build()
     Services(settings, brain, enquiry_log).attach(application)
     handlers.register(application)
