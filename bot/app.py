@@ -16,6 +16,7 @@ from bot.enquiries import AsyncEnquiryLog
 from bot.persistence import SQLitePersistence
 from bot.services import Services, services
 from bot.settings import Settings
+from bot.transport import AiohttpRequest
 from bot.updates import PerChatUpdateProcessor
 from handlers.privacy import purge_expired
 
@@ -51,10 +52,9 @@ def build_application(
     if request is not None:
         builder.request(request).get_updates_request(updates_request or request)
     else:
-        # httpcore scans every open connection on each request: PTB's default of 256 costs CPU
-        # under load, while 16 already cover what Telegram lets a bot send (~30 messages/s).
-        # When all are busy a reply waits for one rather than failing after PTB's 1 s default.
-        builder.connection_pool_size(16).pool_timeout(30)
+        # 16 connections cover what Telegram lets a bot send (~30 messages/s); when all are busy a
+        # reply waits for one (up to 30 s) rather than failing. getUpdates has its own.
+        builder.request(AiohttpRequest(connections=16)).get_updates_request(AiohttpRequest(connections=1))
     application = builder.build()
     Services(settings, brain, enquiry_log).attach(application)
     handlers.register(application)
