@@ -119,6 +119,7 @@ class Matcher:
         self._sentences: list[list[str]] = []  # per entry: its documents' sentences
         self._keywords: list[list[frozenset[str]]] = []
         self._is_gap = [isinstance(entry, Gap) for entry in self.entries]
+        self._gaps = [index for index, is_gap in enumerate(self._is_gap) if is_gap]
         self._gap_asks: list[frozenset[str]] = []  # per gap: the focus words its question asks about
         bags: list[frozenset[str]] = []
         typed: set[str] = set()
@@ -167,6 +168,8 @@ class Matcher:
                     lightest[term] = min(weight, lightest.get(term, math.inf))
             for term in bag:
                 self._entry_postings[term].append((index, lightest.get(term, math.inf)))
+        for postings in self._entry_postings.values():  # best possible fit first (see _fill)
+            postings.sort(key=lambda posting: posting[1])
         # Words in more entries than this are "common": entries holding only those are scored last.
         self._common_df = max(50, n // 20)
         self._keyword_postings: dict[str, list[tuple[int, frozenset[str]]]] = defaultdict(list)
@@ -306,13 +309,64 @@ class Matcher:
             candidates = {index for t in order[:k] for index, _ in self._entry_postings.get(t, ())}
             top = self._best(self._coverage(weights, candidates), weights, total, query, asked)
             held = sum(weights[t] for t in order[k:])
-            ceiling = (1 - PHRASING_WEIGHT) * held / total + KEYWORD_BONUS
-            ceiling += PHRASING_WEIGHT * 2 * held / (total + held)
-            if len(top) == RERANK and ceiling <= top[-1][0]:
+            if len(top) == RERANK and self._ceiling(held, total, math.inf) <= top[-1][0]:
                 return [row[1:] for row in top]
+            if k == len(order) - 1:  # one common word left: fill the top from its best entries
+                return [
+                    row[1:] for row in self._fill(top, order[-1], candidates, weights, total, query, asked)
+                ]
             k += 1
         top = self._best(self._coverage(weights, None), weights, total, query, asked)
         return [row[1:] for row in top]
+
+    @staticmethod
+    def _ceiling(held: float, total: float, light: float) -> float:
+        """The highest ranking an entry can reach holding words of weight `held` and no others,
+        its lightest document holding one of them weighing `light` (inf: it holds none there)."""
+        fits = 2 * held / (total + held) if light == math.inf else 2 * held / (total + max(held, light))
+        return (1 - PHRASING_WEIGHT) * held / total + KEYWORD_BONUS + PHRASING_WEIGHT * fits
+
+    def _fill(
+        self,
+        top: list[tuple[float, int, Match, list[int]]],
+        term: str,
+        scored: set[int],
+        weights: dict[str, float],
+        total: float,
+        query: set[str],
+        asked: set[str],
+    ) -> list[tuple[float, int, Match, list[int]]]:
+        """Complete the top with entries holding only `term` of the message's words.
+
+        They all cover the same weight, and their best phrasing is their lightest one holding the
+        word, by which postings are sorted: so, apart from the few that earn a keyword bonus
+        (scored first), the first entry that cannot beat the fourth best ends the search."""
+        weight = weights[term]
+        # Scored first, as their ceilings are not like the rest: those earning a keyword bonus, and
+        # gaps (whose focus depends on more than the message's words).
+        special = {
+            index
+            for t in query
+            for index, keyword in self._keyword_postings.get(t, ())
+            if keyword <= query and index not in scored
+        }
+        special.update(index for index in self._gaps if term in self._bags[index] and index not in scored)
+        rows = list(top)
+        for index in special:
+            light = min((w for _, terms, w in self._entry_docs[index] if term in terms), default=math.inf)
+            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked))
+        rows = sorted(rows, reverse=True)[:RERANK]
+        # An entry (not a gap) holding only `term` answers what is asked only if that is `term`.
+        unfocused = FOCUS_PENALTY * (not asked <= {term})
+        for index, light in self._entry_postings[term]:
+            if index in scored or index in special:
+                continue
+            ceiling = self._ceiling(weight, total, light) - KEYWORD_BONUS - unfocused
+            if len(rows) >= RERANK and ceiling <= rows[-1][0]:
+                break
+            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked))
+            rows = sorted(rows, reverse=True)[:RERANK]
+        return rows
 
     def _coverage(self, weights: dict[str, float], only: set[int] | None) -> dict[int, tuple[float, float]]:
         """Per entry (all, or `only` these): the weight of the message's words it holds, and the

@@ -4,6 +4,7 @@ one, sibling entries, and questions the documents do not answer)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,46 @@ def test_the_dev_and_test_halves_partition_the_set() -> None:
     for section in ("answerable", "unanswerable"):
         assert len(dev[section]) + len(test[section]) == len(data[section])
         assert dev[section][0] == data[section][0] and test[section][0] == data[section][1]
+
+
+def test_pruning_gives_exactly_the_full_ranking_on_a_large_faq(brain: Brain) -> None:
+    """The first pass skips entries that cannot make the top; on a FAQ large enough for that to
+    happen (common words in hundreds of entries) it must decide exactly as scoring everything."""
+    from dataclasses import replace
+
+    import knowledge.matcher as matcher_module
+    from knowledge.matcher import Matcher
+
+    knowledge = brain.knowledge
+    copies = [
+        replace(entry, id=f"{entry.id}-{n}", phrasings=entry.phrasings[n % 3 :], keywords=())
+        for n in range(12)
+        for entry in knowledge.entries
+    ]
+    big = Matcher([*knowledge.entries, *copies, *knowledge.gaps], brain.matcher.language)
+
+    def everything(self, query, asked, context):
+        weights = {
+            t: self._idf.get(t, self._unknown_idf) * (matcher_module.PREAMBLE_WEIGHT if t in context else 1)
+            for t in query
+        }
+        total = sum(weights.values())
+        return [row[1:] for row in self._best(self._coverage(weights, None), weights, total, query, asked)]
+
+    data = load_eval()
+    questions = [item["q"] for item in data["answerable"]] + list(data["unanswerable"])
+
+    def decisions() -> list:
+        # Copies of one entry score alike: which of them wins a tie is not a difference.
+        return [
+            (o.kind, [(re.sub(r"-\d+$", "", m.entry.id), round(m.score, 9)) for m in o.matches])
+            for o in map(big.match, questions)
+        ]
+
+    pruned = decisions()
+    original = Matcher._first_pass
+    Matcher._first_pass = everything
+    try:
+        assert decisions() == pruned
+    finally:
+        Matcher._first_pass = original
