@@ -1576,24 +1576,19 @@ class TelegramServer:
 
     def messages(self, chat: ChatLike) -> list[JSONDict]:
         """The bot's messages in the chat, current state (edits applied), oldest first."""
-        with self._lock:
-            state = self._state(chat)
-            cid = state.chat.id
-            return [
-                copy.deepcopy(self._messages[(cid, mid)])
-                for mid in state.bot_message_ids
-                if (cid, mid) not in self._deleted
-            ]
+        return self._current(chat, bots_only=True)
 
     def history(self, chat: ChatLike) -> list[JSONDict]:
         """Every message in the chat, users' and the bot's, current state, oldest first."""
+        return self._current(chat, bots_only=False)
+
+    def _current(self, chat: ChatLike, *, bots_only: bool) -> list[JSONDict]:
         with self._lock:
             state = self._state(chat)
             cid = state.chat.id
+            ids = state.bot_message_ids if bots_only else state.message_ids
             return [
-                copy.deepcopy(self._messages[(cid, mid)])
-                for mid in state.message_ids
-                if (cid, mid) not in self._deleted
+                copy.deepcopy(self._messages[(cid, mid)]) for mid in ids if (cid, mid) not in self._deleted
             ]
 
     def message(self, chat: ChatLike, message_id: int) -> JSONDict | None:
