@@ -88,7 +88,33 @@ def machine() -> str:
             ["Python", f"{platform.python_implementation()} {platform.python_version()}"],
             ["OS", platform.platform()],
             ["command", f"`{command()}`"],
+            ["code", code_state()],
         ],
+    )
+
+
+def code_state() -> str:
+    """The commit measured, and any uncommitted changes to the code outside benchmarks/."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.rstrip() if done.returncode == 0 else ""  # porcelain lines start with a space
+
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    if not commit:
+        return "unknown (not a git checkout)"
+    changed = [
+        line[3:]
+        for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+        if not line[3:].startswith("benchmarks/")
+    ]
+    subject = git("log", "-1", "--format=%s").strip().replace("|", "\\|")
+    state = f"commit {commit} ({subject})"
+    return state + (
+        f"; uncommitted changes outside benchmarks/: {', '.join(f'`{c}`' for c in changed)}"
+        if changed
+        else ""
     )
 
 

@@ -16,8 +16,10 @@ that file enquiries to SQLite and post to the staff chat, /start):
   50 / throughput;
 - paced at the target: the same 2,000 messages offered at 200 updates/s on a fixed timetable (open
   loop): the reply latency users see when the bot is asked for the target rate;
-- what-ifs: the same two runs with the changes the profile points at (a smaller HTTP connection
-  pool, `sniffio` importable), made by this benchmark's launcher, not by changing the bot;
+- the transports side by side: the same two runs with the same bot on PTB's default transport
+  (httpx: `HTTPXRequest()`, as `ApplicationBuilder` builds it when given none), passed into
+  `bot.app.build_application` by this benchmark's launcher, against the bot as shipped (aiohttp,
+  bot/transport.py);
 - isolation: one user stuck mid-booking and one whose every update is delayed 2 s by an extra
   async handler (added by the launcher), against the same paced load without them; and, for
   contrast, one user whose handler blocks the event loop.
@@ -338,24 +340,21 @@ def serve_variant() -> int:
     - BENCH_SLOW_USER / BENCH_BLOCKING_USER: one extra handler, first in line, that delays one
       user's updates (await asyncio.sleep: a slow network call) or stalls another's (time.sleep:
       CPU-bound work on the event loop);
-    - BENCH_POOL: the size of the HTTP connection pool for Bot API calls (PTB's default is 256);
-    - BENCH_SNIFFIO: make `sniffio` importable (a stub answering "asyncio", which is what the real
-      package answers here): httpcore 1.0 imports it on every request and, when it is missing,
-      pays for a failed import each time.
+    - BENCH_TRANSPORT=httpx: PTB's default transport instead of the bot's own (aiohttp): the
+      `HTTPXRequest`s `ApplicationBuilder` builds when given none (256 connections for requests,
+      1 for getUpdates), passed into `build_application`.
     """
     from telegram import Update
     from telegram.ext import TypeHandler
     from telegram.request import HTTPXRequest
 
+    import bot.cli
     from bot.app import build_application
     from bot.settings import Settings
 
-    if os.environ.get("BENCH_SNIFFIO"):
-        import types
-
-        stub = types.ModuleType("sniffio")
-        stub.current_async_library = lambda: "asyncio"  # type: ignore[attr-defined]
-        sys.modules.setdefault("sniffio", stub)
+    configure_logging = getattr(bot.cli, "_configure_logging", None)  # as `python -m bot run` does
+    if configure_logging is not None:
+        configure_logging()
     slow_user = int(os.environ.get("BENCH_SLOW_USER", "0"))
     blocking_user = int(os.environ.get("BENCH_BLOCKING_USER", "0"))
 
@@ -366,9 +365,13 @@ def serve_variant() -> int:
         elif user == blocking_user:
             time.sleep(BLOCK_SECONDS)
 
-    pool = int(os.environ.get("BENCH_POOL", "0"))
-    request = HTTPXRequest(connection_pool_size=pool) if pool else None
-    updates_request = HTTPXRequest() if pool else None  # getUpdates keeps its own connection
+    transport = os.environ.get("BENCH_TRANSPORT", "")
+    if transport not in ("", "httpx"):
+        raise SystemExit(f"BENCH_TRANSPORT={transport!r}: only httpx is known")
+    request = updates_request = None
+    if transport == "httpx":
+        request = HTTPXRequest()  # PTB's defaults: 256 connections
+        updates_request = HTTPXRequest(connection_pool_size=1)  # as ApplicationBuilder's for getUpdates
     application = build_application(
         Settings.from_env(), Brain.load(), request=request, updates_request=updates_request
     )
@@ -390,17 +393,14 @@ class Results:
     runs: list[Run]
     isolation: list[tuple[str, Run, set[int], int | None]]
     profile: str = ""
+    profile_shares: dict[str, float] = field(default_factory=dict)  # see bot_profile
     errors: list[str] = field(default_factory=list)
 
 
-SHIPPED = "`python -m bot run`, as shipped"
-# What-ifs, from the profile (see serve_variant): none changes the bot's code.
-VARIANTS: tuple[tuple[str, dict[str, str]], ...] = (
-    ("what-if: `sniffio` importable", {"BENCH_SNIFFIO": "1"}),
-    ("what-if: connection pool 8", {"BENCH_POOL": "8"}),
-    ("what-if: `sniffio` + pool 16", {"BENCH_SNIFFIO": "1", "BENCH_POOL": "16"}),
-    ("what-if: `sniffio` + pool 8", {"BENCH_SNIFFIO": "1", "BENCH_POOL": "8"}),
-)
+SHIPPED = "`python -m bot run`, as shipped (aiohttp)"
+HTTPX = "the same bot on PTB's default transport (httpx)"
+# Compared side by side with the bot as shipped (see serve_variant): none changes the bot's code.
+VARIANTS: tuple[tuple[str, dict[str, str]], ...] = ((HTTPX, {"BENCH_TRANSPORT": "httpx"}),)
 
 
 def run_all(
@@ -451,13 +451,15 @@ def run_all(
         results.isolation = isolation(server, Path(tmp), staff, staff_chat, mix, rate)
         if profile:
             env = bot_env(server, Path(tmp), staff, staff_chat)
-            results.profile = profiled(server, Path(tmp), env, mix, users, profile_out)
+            results.profile, results.profile_shares = profiled(
+                server, Path(tmp), env, mix, users, profile_out
+            )
     return results
 
 
 def profiled(
     server: TimedServer, tmp: Path, env: dict[str, str], mix: list[str], users: int, out: Path | None
-) -> str:
+) -> tuple[str, dict[str, float]]:
     """A separate bot under cProfile, through the same saturation run: where its CPU goes. Kept
     apart so the profiler's overhead never touches the figures above."""
     out = out or tmp / "bot.prof"
@@ -518,8 +520,58 @@ def isolation(
     return out
 
 
-def bot_profile(path: Path, run: Run) -> str:
-    """Where the bot process's time went (cProfile of the whole process, start-up included)."""
+# Where the bot's serving time goes, by inclusive time: (key, what, file suffix, function names,
+# depth). The DISJOINT rows do not overlap; a deeper row is part of the row above it.
+PROFILE_ROWS: tuple[tuple[str, str, str, tuple[str, ...], int], ...] = (
+    ("brain", "`Brain.reply` (safety gate, booking intent, matcher)", "bot/brain.py", ("reply",), 0),
+    ("match", "`Matcher.match`", "knowledge/matcher.py", ("match",), 1),
+    ("safety", "`SafetyGate.check`", "knowledge/safety.py", ("check",), 1),
+    (
+        "send",
+        "sendMessage (`Bot._send_message`: the parameters, the HTTP exchange, the returned Message)",
+        "telegram/_bot.py",
+        ("_send_message",),
+        0,
+    ),
+    (
+        "updates",
+        "getUpdates (`Bot.get_updates`: asking for updates, parsing them)",
+        "telegram/_bot.py",
+        ("get_updates",),
+        0,
+    ),
+    ("parse", "`Update.de_json` (PTB parsing each incoming update)", "telegram/_update.py", ("de_json",), 1),
+    (
+        "transport",
+        "the transport under all Bot API calls, within the two rows above (`AiohttpRequest.do_request`)",
+        "bot/transport.py",
+        ("do_request",),
+        0,
+    ),
+    (
+        "aiohttp",
+        "aiohttp `ClientSession._request` (building, sending, reading the response head)",
+        "aiohttp/client.py",
+        ("_request",),
+        1,
+    ),
+    (
+        "form",
+        "aiohttp `ClientRequest.update_body_from_data` (form-encoding the parameters)",
+        "aiohttp/client_reqrep.py",
+        ("update_body_from_data",),
+        2,
+    ),
+    ("read", "aiohttp `ClientResponse.read` (the response body)", "aiohttp/client_reqrep.py", ("read",), 1),
+    ("httpx", "httpx `AsyncClient.send` (not used by the bot as shipped)", "httpx/_client.py", ("send",), 1),
+    ("json", "json loads / dumps", "json/__init__.py", ("loads", "dumps"), 0),
+)
+DISJOINT = ("brain", "send", "updates")
+
+
+def bot_profile(path: Path, run: Run) -> tuple[str, dict[str, float]]:
+    """Where the bot process's serving time went (cProfile of the whole process; start-up, before
+    `Application.run_polling`, is left out of the shares), and those shares by key."""
     import pstats
 
     stats = pstats.Stats(str(path))
@@ -532,39 +584,83 @@ def bot_profile(path: Path, run: Run) -> str:
         found = [v[3] for (f, _, n), v in entries.items() if f.endswith(suffix) and n == name]
         return max(found, default=0.0)
 
-    groups: list[tuple[str, str, tuple[str, ...]]] = [  # (what, file suffix, function names)
-        ("Brain.reply (safety gate, booking intent, matcher)", "bot/brain.py", ("reply",)),
-        ("Matcher.match", "knowledge/matcher.py", ("match",)),
-        ("SafetyGate.check", "knowledge/safety.py", ("check",)),
-        ("PTB Update.de_json (parsing updates)", "telegram/_update.py", ("de_json",)),
-        ("httpx AsyncClient.send (HTTP to the server)", "httpx/_client.py", ("send",)),
-        (
-            "... httpcore pool: assigning requests to connections",
-            "httpcore/_async/connection_pool.py",
-            ("_assign_requests_to_connections",),
-        ),
-        (
-            "... httpcore: a failed `import sniffio` per lock",
-            "httpcore/_synchronization.py",
-            ("current_async_library",),
-        ),
-        ("json loads / dumps", "json/__init__.py", ("loads", "dumps")),
-    ]
+    # cProfile times by the wall clock, so the event loop's wait for sockets (epoll) is time the bot
+    # was idle, not working: it is left out of the shares too.
+    idle = sum(v[2] for (f, _, n), v in entries.items() if f == "~" and "of 'select.epoll'" in n)
+    serving = (cumulative("telegram/ext/_application.py", "run_polling") or total) - idle
+    shares: dict[str, float] = {}
     rows = []
-    for name, suffix, names in groups:
+    for key, name, suffix, names, depth in PROFILE_ROWS:
         seconds = sum(cumulative(suffix, function) for function in names)
-        rows.append([name, f"{seconds:.2f}", f"{seconds / total:.0%}"])
-    top = sorted(entries.items(), key=lambda kv: -kv[1][2])[:10]
-    own = [[f"`{Path(f).name}:{line} {n}`", f"{v[2]:.2f}", f"{v[2] / total:.0%}"] for (f, line, n), v in top]
+        if key == "httpx" and not seconds:
+            continue  # the shipped bot does not use httpx: no row, unless it shows up
+        shares[key] = seconds / serving
+        rows.append(["... " * depth + name, f"{seconds:.2f}", f"{seconds / serving:.0%}"])
+    shares["rest"] = max(0.0, 1 - sum(shares[key] for key in DISJOINT))
+    rows.append(
+        [
+            "everything else: PTB's dispatch and handlers' own work, conversation state, persistence "
+            "(SQLite), the event loop, other Bot API calls",
+            f"{serving * shares['rest']:.2f}",
+            f"{shares['rest']:.0%}",
+        ]
+    )
+    busy = [kv for kv in entries.items() if not (kv[0][0] == "~" and "of 'select.epoll'" in kv[0][2])]
+    top = sorted(busy, key=lambda kv: -kv[1][2])[:10]
+    own = [
+        [f"`{Path(f).name}:{line} {n}`", f"{v[2]:.2f}", f"{v[2] / serving:.0%}"] for (f, line, n), v in top
+    ]
     return "\n\n".join(
         [
-            f"Where the bot's CPU goes: a separate bot process under cProfile through the same saturation "
-            f"run ({handled:,} updates, {run.throughput:.0f}/s under the profiler; start-up included; "
-            f"{total:.1f} s of profiled time). cProfile slows Python code, so read the shares, not the "
-            "seconds:",
-            table(["inclusive time in", "s", "share"], rows),
-            table(["own time (top functions)", "s", "share"], own),
+            "### Where the bot's CPU goes (as shipped)",
+            f"A separate bot process (`python -m bot run`, as shipped) under cProfile through the same "
+            f"saturation run ({handled:,} updates, {run.throughput:.0f}/s under the profiler). "
+            f"{total:.1f} s of profiled time, of which start-up (imports, `Brain.load`, building the "
+            f"application) {total - serving - idle:.1f} s and waiting for the sockets (epoll, idle) "
+            f"{idle:.1f} s; the shares below are of the other {serving:.1f} s, the bot serving from "
+            "`Application.run_polling` on. cProfile slows Python code, so read the shares, not the "
+            "seconds. Indented rows are part of the row above them:",
+            table(["inclusive time in", "s", "share of serving"], rows),
+            table(["own time (top functions)", "s", "share of serving"], own),
         ]
+    ), shares
+
+
+def transports_note() -> str:
+    """How the two transports were set up, and whether httpx had `sniffio` to import."""
+    import importlib.metadata
+    import importlib.util
+    import re
+
+    installed = importlib.util.find_spec("sniffio") is not None  # the bots run on this interpreter
+    needs = sorted(
+        {
+            dist.metadata["Name"]
+            for dist in importlib.metadata.distributions()
+            if any(re.match(r"sniffio\b", r) and "extra ==" not in r for r in dist.requires or ())
+        }
+    )
+    if not installed:
+        sniffio = (
+            "`sniffio` is not installed here, as on a fresh install of the bot: httpcore, under httpx, "
+            "tries to import it for every lock it sets up, and pays for the failed import."
+        )
+    elif needs:
+        sniffio = f"`sniffio` is installed here, required by {', '.join(needs)}."
+    else:
+        sniffio = (
+            "`sniffio` is installed in this environment though nothing installed requires it any more "
+            "(left from an earlier install): httpcore, under httpx, imports it for every lock it sets up, "
+            "so on a fresh install of the bot, without it, httpx would also pay for those failed imports."
+        )
+    return (
+        f'Transports side by side: "{HTTPX}" is this benchmark\'s launcher '
+        "(`python -m benchmarks.end_to_end --serve-variant`, `BENCH_TRANSPORT=httpx`) calling "
+        "`bot.app.build_application` with `HTTPXRequest()` for requests and "
+        "`HTTPXRequest(connection_pool_size=1)` for getUpdates, which is what PTB's `ApplicationBuilder` "
+        "builds when given none; the bot as shipped gets `AiohttpRequest` (bot/transport.py: 16 "
+        "connections for requests, 1 for getUpdates). Nothing else differs; the two bots run one after "
+        "the other in this one run, each with its own warm-up. " + sniffio
     )
 
 
@@ -575,7 +671,7 @@ def render(results: Results) -> str:
         lat = run.latencies()
         rows.append(
             [
-                run.variant if run.variant == SHIPPED else run.variant.replace("what-if: ", "*what-if:* "),
+                run.variant,
                 run.label,
                 f"{run.handled:,}",
                 f"{run.span:.2f}",
@@ -649,12 +745,10 @@ def render(results: Results) -> str:
             "its latency grows for as long as the run lasts. Each bot gets a warm-up round first. Bot "
             "CPU: the subprocess's user + system time over the run (100% = one core); the server and "
             "the simulated users run in this process, on the other core. A bot CPU use well below 100% "
-            "at saturation means something else on the shared machine took the bot's core for a while, "
-            "and that row understates the bot; CPU per update is the steadier comparison.",
-            "The what-if rows are the same bot built by this benchmark's launcher "
-            "(`python -m benchmarks.end_to_end --serve-variant`: `bot.app.build_application` with an "
-            "`HTTPXRequest(connection_pool_size=N)` passed in, and/or a stub `sniffio` module), to "
-            "measure what the profile below points at; every bot runs one after another in this one run.",
+            "at saturation means the bot waited, for the server or for its core (which something else "
+            "on the shared machine took for a while), and that row understates the bot; CPU per update "
+            "is the steadier comparison.",
+            *([transports_note()] if any(run.variant == HTTPX for run in results.runs) else []),
             main,
             f"Isolation: a fresh bot (this benchmark's launcher: `python -m bot run` plus one handler "
             f"that delays or stalls one user's updates), 20 other users sending 200 messages at "

@@ -381,6 +381,7 @@ def accuracy(passes: int) -> tuple[str, Metrics]:
         "ours_fa": ours.test.false_answer_rate,
         "ours_median": median(samples[OURS]),
         "ours_p99": percentile(samples[OURS], 99),
+        "ours_match_median": median(samples[OURS_MATCH]),
     }
     if model is not None:
         # Judged against the embedding at its best: its better top-1 and its lower false answers.
@@ -837,43 +838,149 @@ def render_scale(rows: list[ScaleRow], passes: int, n_questions: int, calibratio
 # -------------------------------------------------------------------------------------- profiling
 
 
-def profile(size: int | None = None, top: int = 12) -> str:
+# Stages of `Brain.reply`, by inclusive time: (key, what, file suffix, function names).
+STAGES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "safety",
+        "safety gate (`SafetyGate.check`, `advice_request`)",
+        "knowledge/safety.py",
+        ("check", "advice_request"),
+    ),
+    ("booking", "booking intent (`BookingIntent.wants_to_book`)", "knowledge/intents.py", ("wants_to_book",)),
+    (
+        "words",
+        "reading the words (`Matcher.words`: spelling, phrases, folding)",
+        "knowledge/matcher.py",
+        ("words",),
+    ),
+    (
+        "terms",
+        "... of which the small-talk check reads them (`Matcher.terms`, from `Brain.reply`)",
+        "knowledge/matcher.py",
+        ("terms",),
+    ),
+    ("match", "`Matcher.match`", "knowledge/matcher.py", ("match",)),
+    (
+        "first_pass",
+        "first pass (`Matcher._first_pass`: coverage, phrasing overlap, pruning)",
+        "knowledge/matcher.py",
+        ("_first_pass",),
+    ),
+    ("rank", "`Matcher._rank`", "knowledge/matcher.py", ("_rank",)),
+    ("answer", "the reply itself (`Brain.answer`: rendering, related entries)", "bot/brain.py", ("answer",)),
+)
+COMMON = 0.5  # a word in more than this share of the entries is "common" (for the slowest messages)
+
+
+@dataclass
+class Profile:
+    """Where `Brain.reply`'s time goes on one knowledge base: what the report shows and what the
+    targets' explanations quote."""
+
+    label: str
+    size: int  # entries and gaps
+    markdown: str
+    stages: dict[str, float]  # key -> share of Brain.reply's inclusive time (see STAGES; and "rerank")
+    calls: dict[str, float]  # key -> calls per message
+    own: list[tuple[str, float, float]]  # (function, share of own time, calls per message), top first
+    slowest: list[tuple[float, str, str, list[tuple[str, float]]]]  # (s, message, kind, (word, share))
+    # per-message medians, split by whether the message holds a word in more than COMMON of the entries
+    common: list[float] = dataclasses.field(default_factory=list)
+    rare: list[float] = dataclasses.field(default_factory=list)
+
+
+def entry_shares(entries: Sequence[Entry | Gap], language: Any) -> dict[str, float]:
+    """Each word (as the matcher folds it) and the share of entries whose vocabulary holds it."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        bag: set[str] = set()
+        for text in (entry.question, *entry.phrasings, *entry.keywords):
+            bag.update(language.terms(text))
+        for word in bag:
+            counts[word] = counts.get(word, 0) + 1
+    return {word: count / len(entries) for word, count in counts.items()}
+
+
+def profile(size: int | None = None, top: int = 12) -> Profile:
     """Where `Brain.reply`'s time goes on the eval messages, and which messages are slowest."""
     brain = Brain.load()
     label = "shipped"
+    entries: list[Entry | Gap] = [*brain.knowledge.entries, *brain.knowledge.gaps]
     if size:
-        entries, gaps = knowledge_base(brain, size, synthetic_entries(size))
-        knowledge = dataclasses.replace(brain.knowledge, entries=tuple(entries))
+        sized, gaps = knowledge_base(brain, size, synthetic_entries(size))
+        knowledge = dataclasses.replace(brain.knowledge, entries=tuple(sized))
         brain = dataclasses.replace(
-            brain, knowledge=knowledge, matcher=Matcher(entries + gaps, brain.matcher.language)
+            brain, knowledge=knowledge, matcher=Matcher(sized + gaps, brain.matcher.language)
         )
+        entries = [*sized, *gaps]
         label = f"{size:,} entries"
+    shares = entry_shares(entries, brain.matcher.language)
     questions = eval_questions(load_eval())
-    timed = time_interleaved({"reply": brain.reply}, questions, 3)["reply"]
+    passes = 3
+    timed = time_interleaved({"reply": brain.reply}, questions, passes)["reply"]
     per_question = [(median(timed[i :: len(questions)]), q) for i, q in enumerate(questions)]
+    words = {
+        q: sorted(((w, shares.get(w, 0.0)) for w in set(brain.matcher.terms(q))), key=lambda x: -x[1])
+        for q in questions
+    }
+    result = Profile(label, len(entries), "", {}, {}, [], [])
+    for seconds, question in per_question:
+        held = words[question]
+        (result.common if held and held[0][1] > COMMON else result.rare).append(seconds)
     per_question.sort(reverse=True)
     profiler = cProfile.Profile()
     profiler.enable()
-    for _ in range(3):
+    for _ in range(passes):
         for question in questions:
             brain.reply(question)
     profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    messages = passes * len(questions)
+
+    def inclusive(suffix: str, names: tuple[str, ...]) -> tuple[float, int]:
+        found = [(v[3], v[1]) for (f, _, n), v in stats.items() if f.endswith(suffix) and n in names]
+        return sum(t for t, _ in found), sum(c for _, c in found)
+
+    whole = inclusive("bot/brain.py", ("reply",))[0] or 1.0
+    for key, _, suffix, names in STAGES:
+        seconds, calls = inclusive(suffix, names)
+        result.stages[key] = seconds / whole
+        result.calls[key] = calls / messages
+    result.stages["rerank"] = max(0.0, result.stages["rank"] - result.stages["first_pass"])
+    result.calls["rerank"] = result.calls["rank"]
+    total = sum(v[2] for v in stats.values())
+    rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
+    result.own = [(_where(func), v[2] / total, v[1] / messages) for func, v in rows]
+    result.slowest = [(t, q, brain.reply(q).kind.value, words[q]) for t, q in per_question[:8]]
+    names = {key: name for key, name, *_ in STAGES}
+    names["match"] = "`Matcher.match`, all of it"
+    names["first_pass"] = "... " + names["first_pass"]
+    names["rerank"] = (
+        "... rerank (`Matcher._rank` apart from its first pass: rapidfuzz on whole sentences, compiled "
+        "code that cProfile does not list)"
+    )
+    order = ("safety", "booking", "words", "terms", "match", "first_pass", "rerank", "answer")
+    stage_rows = [[names[k], f"{result.stages[k]:.0%}", f"{result.calls[k]:.1f}"] for k in order]
+    stage_table = table(["stage of `Brain.reply` (inclusive)", "share", "calls per message"], stage_rows)
     own = table(
         ["function (own time)", "share", "calls per message"],
-        [
-            [f"`{_where(func)}`", f"{v[2] / total:.0%}", f"{v[1] / (3 * len(questions)):.1f}"]
-            for func, v in rows
-        ],
+        [[f"`{where}`", f"{share:.0%}", f"{calls:.1f}"] for where, share, calls in result.own],
     )
     slow = table(
-        ["slowest messages", "median ms", "kind"],
-        [[f"`{q[:70]}`", ms(t), brain.reply(q).kind.value] for t, q in per_question[:8]],
+        ["slowest messages", "median ms", "kind", "its words: share of entries holding each"],
+        [
+            [f"`{q[:70]}`", ms(t), kind, ", ".join(f"{w} {share:.0%}" for w, share in held[:4]) or "-"]
+            for t, q, kind, held in result.slowest
+        ],
     )
-    return "\n\n".join([f"### Profile of `Brain.reply` ({label})", own, slow])
+    split = (
+        f"Messages holding a word found in more than {COMMON:.0%} of the entries: {len(result.common)}, "
+        f"median {ms(median(result.common))} ms, p99 {ms(percentile(result.common, 99))} ms; the other "
+        f"{len(result.rare)}: median {ms(median(result.rare))} ms, p99 {ms(percentile(result.rare, 99))} ms "
+        f"(per-message medians of {passes} passes)."
+    )
+    result.markdown = "\n\n".join([f"### Profile of `Brain.reply` ({label})", stage_table, own, slow, split])
+    return result
 
 
 def _where(func: tuple[str, int, str]) -> str:
@@ -909,7 +1016,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.part in ("scale", "all"):
         sections.append(scale(max(1, args.passes // 2))[0])
     if args.profile:
-        sections.extend([profile(), profile(10_000)])
+        sections.extend([profile().markdown, profile(10_000).markdown])
     print("\n\n".join(sections))
 
 
