@@ -32,7 +32,7 @@ class TerminalTelegram:
 
     def __init__(self, write: Callable[[str], None] = print) -> None:
         self.write = write
-        self.user = {"id": USER_ID, "is_bot": False, "first_name": "you"}
+        self.user = {"id": USER_ID, "is_bot": False, "first_name": "Guest"}
         self.chat = {"id": USER_ID, "type": "private", "first_name": self.user["first_name"]}
         self.updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.messages: dict[int, dict[str, Any]] = {}
