@@ -57,9 +57,13 @@ class Brain:
             return Reply(question, Kind.FALLBACK, f"{advice}\n{texts.PASSED_ON}", for_staff=True)
         if self.booking.wants_to_book(question[:MAX_MATCH_CHARS]):
             return self.book(question)
-        if not self.matcher.terms(question[:MAX_MATCH_CHARS]) or _ABOUT_BOT.search(question):
+        if _ABOUT_BOT.search(question):
             return self.small_talk(question)
-        return self.answer(self.matcher.match(question[:MAX_MATCH_CHARS]), question)
+        outcome = self.matcher.match(question[:MAX_MATCH_CHARS])
+        # Only a message that matched nothing can be small talk: fold its words again just then.
+        if outcome.kind == "none" and not self.matcher.terms(question[:MAX_MATCH_CHARS]):
+            return self.small_talk(question)
+        return self.answer(outcome, question)
 
     def book(self, question: str) -> Reply:
         """The booking hand-off starts; a question asked alongside is answered first."""
