@@ -634,15 +634,8 @@ def vocabulary(entries: Sequence[Entry | Gap], language: Any) -> int:
 def common_words(entries: Sequence[Entry | Gap], language: Any, top: int = 3) -> str:
     """The most common words and the share of entries using each: how skewed the vocabulary is,
     which is what makes a word's posting list long."""
-    counts: dict[str, int] = {}
-    for entry in entries:
-        bag: set[str] = set()
-        for text in (entry.question, *entry.phrasings, *entry.keywords):
-            bag.update(language.terms(text))
-        for word in bag:
-            counts[word] = counts.get(word, 0) + 1
-    best = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
-    return ", ".join(f'"{word}" {count / len(entries):.0%}' for word, count in best)
+    best = sorted(entry_shares(entries, language).items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f'"{word}" {share:.0%}' for word, share in best)
 
 
 def rss_probe(size: int) -> dict[str, int]:
