@@ -13,6 +13,7 @@ import handlers
 from bot import texts
 from bot.brain import Brain
 from bot.enquiries import AsyncEnquiryLog
+from bot.inbox import Inbox, InboxBot
 from bot.persistence import SQLitePersistence
 from bot.services import Services, services
 from bot.settings import Settings
@@ -39,29 +40,40 @@ def build_application(
         store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
         expire_after_minutes=settings.booking_timeout_minutes,
     )
+    if request is None:
+        # 16 connections cover what Telegram lets a bot send (~30 messages/s); when all are busy a
+        # reply waits for one (up to 30 s) rather than failing. getUpdates has its own.
+        request, updates_request = AiohttpRequest(connections=16), AiohttpRequest(connections=1)
+    inbox = Inbox(enquiry_log)
+    bot = InboxBot(
+        token=token or settings.require_token(),
+        request=request,
+        get_updates_request=updates_request or request,
+        inbox=inbox,
+        **({"base_url": settings.api_base_url} if settings.api_base_url else {}),
+    )
     builder = (
         ApplicationBuilder()
-        .token(token or settings.require_token())
-        .concurrent_updates(PerChatUpdateProcessor())
+        .bot(bot)
+        .concurrent_updates(PerChatUpdateProcessor(on_handled=inbox.handled))
         .persistence(persistence)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
     )
-    if settings.api_base_url:
-        builder.base_url(settings.api_base_url)
-    if request is not None:
-        builder.request(request).get_updates_request(updates_request or request)
-    else:
-        # 16 connections cover what Telegram lets a bot send (~30 messages/s); when all are busy a
-        # reply waits for one (up to 30 s) rather than failing. getUpdates has its own.
-        builder.request(AiohttpRequest(connections=16)).get_updates_request(AiohttpRequest(connections=1))
     application = builder.build()
-    Services(settings, brain, enquiry_log).attach(application)
+    Services(settings, brain, enquiry_log, inbox).attach(application)
     handlers.register(application)
     return application
 
 
 async def _post_init(application: Application) -> None:
+    inbox = services(application).inbox
+    await inbox.purge()
+    replayed = await inbox.pending(application.bot)
+    for update in replayed:  # stored before a crash or stop, never handled: they go first
+        await application.update_queue.put(update)
+    if replayed:
+        log.warning("replaying %d update(s) stored but not handled before the last stop", len(replayed))
     await application.bot.set_my_commands(
         [BotCommand(name, description) for name, description in texts.COMMANDS]
     )
@@ -76,6 +88,7 @@ async def _post_init(application: Application) -> None:
 
 
 async def _post_shutdown(application: Application) -> None:
+    await services(application).inbox.drain()
     await services(application).log.close()
 
 

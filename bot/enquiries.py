@@ -207,6 +207,36 @@ def _m004_persistence(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="005_inbox")
+def _m005_inbox(db: Database) -> None:
+    # bot/inbox.py: updates from Telegram, committed before they are confirmed. The payload is
+    # cleared once the update is handled; the row is kept a day so a redelivery is recognised.
+    _ddl(
+        db,
+        """
+        CREATE TABLE inbox (
+            update_id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            payload TEXT,
+            handled_at TEXT
+        )
+        """,
+        "CREATE INDEX inbox_pending ON inbox (update_id) WHERE handled_at IS NULL",
+        "CREATE INDEX inbox_handled_at ON inbox (handled_at) WHERE handled_at IS NOT NULL",
+    )
+
+
+@MIGRATIONS(name="006_enquiry_update")
+def _m006_enquiry_update(db: Database) -> None:
+    # The Telegram update an enquiry was filed from: an update handled twice (replayed from the
+    # inbox after a crash) files its enquiry once.
+    _ddl(
+        db,
+        "ALTER TABLE enquiries ADD COLUMN update_id INTEGER",
+        "CREATE UNIQUE INDEX enquiries_update ON enquiries (update_id, kind) WHERE update_id IS NOT NULL",
+    )
+
+
 def _migrate(db: Database) -> None:
     try:
         MIGRATIONS.apply(db)
@@ -398,17 +428,27 @@ class EnquiryLog:
         username: str | None,
         text: str,
         details: Mapping[str, Any] | None = None,
+        update_id: int | None = None,
     ) -> Enquiry:
         """Store a new enquiry; it is committed (fsynced) before this returns, so the
-        reference handed to the user always points at a row that survives a crash."""
+        reference handed to the user always points at a row that survives a crash.
+
+        `update_id` is the Telegram update it came from: the same update filing the same kind
+        again (handled twice after a crash) gets the enquiry already stored."""
         if kind not in KINDS:
             raise ValueError(f"unknown enquiry kind {kind!r}: expected one of {', '.join(KINDS)}")
         now = self.now()
         with self.write() as db:
+            if update_id is not None:
+                found = db.execute(
+                    "SELECT id FROM enquiries WHERE update_id = ? AND kind = ?", [update_id, kind]
+                ).fetchone()
+                if found is not None:
+                    return self._require(found[0])
             cursor = db.execute(
                 "INSERT INTO enquiries (created_at, updated_at, user_id, chat_id, display_name,"
-                " username, kind, text, details, status, staff_notes)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', '[]')",
+                " username, kind, text, details, status, staff_notes, update_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', '[]', ?)",
                 [
                     now,
                     now,
@@ -419,6 +459,7 @@ class EnquiryLog:
                     kind,
                     text or "",
                     _to_json(dict(details or {})),
+                    update_id,
                 ],
             )
             enquiry_id = cursor.lastrowid
@@ -614,6 +655,18 @@ class EnquiryLog:
         """Every relayed message of an enquiry, oldest first."""
         return self._rows("SELECT * FROM relays WHERE enquiry_id = ? ORDER BY id", [enquiry_id])
 
+    def was_relayed(self, direction: str, chat_id: int, message_id: int) -> bool:
+        """Whether this message (staff's for to_user, the user's for to_staff) was already
+        relayed: an update handled again after a crash must not deliver it twice."""
+        side = {"to_user": "staff", "to_staff": "user"}[direction]
+        return bool(
+            self._rows(
+                f"SELECT 1 FROM relays WHERE direction = ? AND {side}_chat_id = ? AND {side}_message_id = ?"
+                " LIMIT 1",
+                [direction, chat_id, message_id],
+            )
+        )
+
     def staff_thread_for(self, enquiry_id: int) -> tuple[int | None, int] | None:
         """(staff_chat_id, message_id) to reply to when relaying the user's next message:
         the enquiry's staff post, else the newest relayed message; None if neither exists.
@@ -783,10 +836,11 @@ class AsyncEnquiryLog:
         username: str | None,
         text: str,
         details: Mapping[str, Any] | None = None,
+        update_id: int | None = None,
     ) -> Enquiry:
         """See EnquiryLog.record: committed before the coroutine returns."""
         return await self.call(
-            EnquiryLog.record, kind, user_id, chat_id, display_name, username, text, details
+            EnquiryLog.record, kind, user_id, chat_id, display_name, username, text, details, update_id
         )
 
     async def get(self, enquiry_id: int) -> Enquiry:
@@ -845,6 +899,9 @@ class AsyncEnquiryLog:
 
     async def relays_for(self, enquiry_id: int) -> list[dict[str, Any]]:
         return await self.call(EnquiryLog.relays_for, enquiry_id)
+
+    async def was_relayed(self, direction: str, chat_id: int, message_id: int) -> bool:
+        return await self.call(EnquiryLog.was_relayed, direction, chat_id, message_id)
 
     async def staff_thread_for(self, enquiry_id: int) -> tuple[int | None, int] | None:
         return await self.call(EnquiryLog.staff_thread_for, enquiry_id)

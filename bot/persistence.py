@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from telegram.ext import BasePersistence, ConversationHandler, PersistenceInput
 
 from bot.enquiries import AsyncEnquiryLog, EnquiryLog, iso
+from bot.inbox import mark_handled
 
 T = TypeVar("T")
 Data = dict[Any, Any]
@@ -109,6 +110,7 @@ def _save(
     user_data: str | None,
     chat_id: int | None,
     chat_data: str | None,
+    update_id: int | None,
 ) -> None:
     with log.write():
         _write_conversation(log, conversation)
@@ -116,6 +118,8 @@ def _save(
             _write_data(log, "user_data", "user_id", user_id, user_data)
         if chat_id is not None and chat_data is not None:
             _write_data(log, "chat_data", "chat_id", chat_id, chat_data)
+        if update_id is not None:
+            mark_handled(log, [update_id])
 
 
 def _update_conversation(
@@ -218,10 +222,12 @@ class SQLitePersistence(BasePersistence[Data, Data, Data]):
         *,
         chat_id: int | None = None,
         chat_data: Data | None = None,
+        update_id: int | None = None,
     ) -> None:
         """Commit a conversation's next state (None/END ends it) together with the data it
         collected, in one transaction, BEFORE the callback replies; a kill -9 after the
-        reply then resumes exactly there."""
+        reply then resumes exactly there. `update_id`, the update that made the step, is
+        marked handled in the same commit (bot/inbox.py), so it is never applied twice."""
         await self._call(
             _save,
             _conversation_row(name, key, state, user_id),
@@ -229,6 +235,7 @@ class SQLitePersistence(BasePersistence[Data, Data, Data]):
             None if user_data is None else _dump(user_data),
             chat_id,
             None if chat_data is None else _dump(chat_data),
+            update_id,
         )
 
     async def drop_stale_conversations(

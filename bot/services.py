@@ -8,6 +8,7 @@ from telegram.ext import Application, CallbackContext
 
 from bot.brain import Brain
 from bot.enquiries import AsyncEnquiryLog
+from bot.inbox import Inbox
 from bot.settings import Settings
 
 _KEY = "services"
@@ -18,6 +19,7 @@ class Services:
     settings: Settings
     brain: Brain
     log: AsyncEnquiryLog
+    inbox: Inbox
 
     def attach(self, application: Application) -> None:
         # bot_data is not persisted (see bot.app), so live objects may sit there.

@@ -187,7 +187,8 @@ async def _chat(settings: Settings) -> int:
         settings, Brain.load(), token=TERMINAL_TOKEN, request=request, updates_request=request
     )
     print("Chatting with mesobot. Type a question; a number presses a button; /quit leaves.\n")
-    async with application:
+    async with application:  # started and stopped as run_polling does it
+        await application.post_init(application)
         await application.start()
         await application.updater.start_polling(poll_interval=0, timeout=1)
         telegram.type_line("/start")
@@ -201,6 +202,7 @@ async def _chat(settings: Settings) -> int:
         await _settle(application, telegram)
         await application.updater.stop()
         await application.stop()
+    await application.post_shutdown(application)
     return 0
 
 

@@ -66,7 +66,12 @@ async def _remember(update: Update, context: CallbackContext, draft: BookingDraf
     context.user_data[STEP] = state
     chat, user = update.effective_chat, update.effective_user
     await context.application.persistence.save_now(
-        NAME_KEY, (chat.id, user.id), state, user_id=user.id, user_data=context.user_data
+        NAME_KEY,
+        (chat.id, user.id),
+        state,
+        user_id=user.id,
+        user_data=context.user_data,
+        update_id=update.update_id,
     )
     return state
 
@@ -356,6 +361,7 @@ async def _finish(update: Update, context: CallbackContext) -> int:
         None,
         user_id=update.effective_user.id,
         user_data=context.user_data,
+        update_id=update.update_id,
     )
     return ConversationHandler.END
 

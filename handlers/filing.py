@@ -71,7 +71,8 @@ async def file_enquiry(
     """Store the enquiry (committed), then post it to staff; None if it could not be stored.
 
     The post runs as a task of its own: the person's reply, above all urgent safety advice,
-    must never wait on the staff chat (PTB awaits such tasks when the application stops)."""
+    must never wait on the staff chat (PTB awaits such tasks when the application stops).
+    An update handled again after a crash gets its stored enquiry back, posted only once."""
     user, chat = update.effective_user, update.effective_chat
     try:
         enquiry = await services(context).log.record(
@@ -82,11 +83,13 @@ async def file_enquiry(
             username=user.username if user else None,
             text=text,
             details=details,
+            update_id=update.update_id,
         )
     except Exception:
         log.exception("could not store a %s enquiry", kind)
         return None
-    context.application.create_task(announce(context, enquiry, user), update=update)
+    if enquiry.staff_message_id is None:
+        context.application.create_task(announce(context, enquiry, user), update=update)
     return enquiry
 
 

@@ -100,7 +100,7 @@ async def staff_chat_message(update: Update, context: CallbackContext) -> None:
         return  # in a forum topic every message "replies" to the topic's first message
     enquiry_log = services(context).log
     enquiry = await enquiry_log.enquiry_for_staff_message(message.chat.id, replied.message_id)
-    if enquiry is None:
+    if enquiry is None or await enquiry_log.was_relayed("to_user", message.chat.id, message.message_id):
         return
     settings = services(context).settings
     if settings.staff_ids and message.from_user.id not in settings.staff_ids:
@@ -154,6 +154,10 @@ async def user_message(update: Update, context: CallbackContext) -> None:
         return
     if booking_step(update, context) is not None:
         return  # mid-booking, what they type is the booking's
+    if update.edited_message is None and await enquiry_log.was_relayed(
+        "to_staff", message.chat.id, message.message_id
+    ):
+        raise ApplicationHandlerStop  # handled before a crash: already with staff
     thread = await enquiry_log.staff_thread_for(enquiry.id)
     staff_chat = (thread[0] if thread else None) or services(context).settings.staff_chat_id
     if thread is None or staff_chat is None:

@@ -1021,6 +1021,46 @@ UserLike = User | int
 ChatLike = Chat | User | int
 
 
+class Hold:
+    """Requests to one method stall until released (a stuck network call): see TelegramServer.hold."""
+
+    def __init__(self, server: TelegramServer, method: str, when: Callable[[Params], bool] | None) -> None:
+        self._server = server
+        self.method = method
+        self.when = when
+        self._released = threading.Event()
+        self.waiting = 0  # requests stalled right now
+
+    def stall(self, client_gone: Callable[[], bool]) -> None:
+        """Block the calling server thread until released; drop it if the client went away."""
+        with self._server._lock:
+            self.waiting += 1
+            self._server._notify()
+        try:
+            while True:
+                released = self._released.wait(0.02)
+                if client_gone():  # a client killed while stalled never gets its request through
+                    raise _DropConnection
+                if released:
+                    return
+        finally:
+            with self._server._lock:
+                self.waiting -= 1
+                self._server._notify()
+
+    def release(self) -> None:
+        with self._server._lock:
+            if self._server._holds.get(self.method) is self:
+                del self._server._holds[self.method]
+        self._released.set()
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class TelegramServer:
     """A Bot API server on 127.0.0.1 plus the test-side driver; see the module docstring."""
 
@@ -1084,6 +1124,7 @@ class TelegramServer:
         self._requests: list[RequestRecord] = []
         self._request_counts: Counter[str] = Counter()
         self._injected: dict[str, deque[ApiError]] = defaultdict(deque)
+        self._holds: dict[str, Hold] = {}
         self._methods: dict[str, Callable[[Params], Any]] = {
             name[len("_m_") :]: getattr(self, name) for name in dir(self) if name.startswith("_m_")
         }
@@ -1295,6 +1336,15 @@ class TelegramServer:
         with self._lock:
             for _ in range(times):
                 self._injected[method.lower()].append(ApiError(error_code, description, params))
+
+    def hold(self, method: str, when: Callable[[Params], bool] | None = None) -> Hold:
+        """Stall every call of ``method`` (whose parameters pass ``when``, if given) until the
+        returned Hold is released, or its client disconnects (a bot killed -9):
+        ``with api.hold("sendMessage") as held: ...``."""
+        hold = Hold(self, method.lower(), when)
+        with self._lock:
+            self._holds[hold.method] = hold
+        return hold
 
     # ------------------------------------------------------------------ driver: user actions
 
@@ -1879,6 +1929,9 @@ class TelegramServer:
             if injected:
                 error = injected.popleft()
                 return self._encode(error.status, self._error_body(error))
+            hold = self._holds.get(lowered)
+        if hold is not None and (hold.when is None or hold.when(params)):
+            hold.stall(client_gone)
         try:
             if lowered == "getupdates":
                 result: Any = self._get_updates(params, client_gone)

@@ -152,7 +152,14 @@ def test_wal_and_durability_pragmas(log: EnquiryLog, db_path: Path) -> None:
 
 
 def test_migrations_applied_once_and_idempotent(db_path: Path) -> None:
-    names = ["001_enquiries", "002_answer_counts", "003_relays", "004_persistence"]
+    names = [
+        "001_enquiries",
+        "002_answer_counts",
+        "003_relays",
+        "004_persistence",
+        "005_inbox",
+        "006_enquiry_update",
+    ]
     with EnquiryLog(db_path) as log:
         assert [m.name for m in MIGRATIONS.applied(log.db)] == names
         assert MIGRATIONS.pending(log.db) == []
@@ -161,7 +168,7 @@ def test_migrations_applied_once_and_idempotent(db_path: Path) -> None:
         with EnquiryLog(db_path) as log:
             assert [m.name for m in MIGRATIONS.applied(log.db)] == names
             assert log.count() == 1
-    assert _raw(db_path, "SELECT count(*) FROM _sqlite_migrations") == [(4,)]
+    assert _raw(db_path, "SELECT count(*) FROM _sqlite_migrations") == [(len(names),)]
     tables = {row[0] for row in _raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {
         "enquiries",
@@ -171,6 +178,7 @@ def test_migrations_applied_once_and_idempotent(db_path: Path) -> None:
         "user_data",
         "chat_data",
         "bot_data",
+        "inbox",
     } <= tables
     indexes = {row[0] for row in _raw(db_path, "SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"enquiries_status", "enquiries_user_id"} <= indexes

@@ -143,3 +143,54 @@ async def test_a_missing_token_is_one_clear_line(tmp_path: Path) -> None:
         "mesobot: TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it, "
         "or run `python -m bot chat` to try the bot in this terminal"
     ]
+
+
+async def test_kill_9_after_a_message_was_confirmed_but_before_the_reply(
+    bot_process: BotProcess, tmp_path: Path
+) -> None:
+    """PTB tells Telegram it has a batch (its next getUpdates) before handling it: killed in
+    between, the message is gone from Telegram. The bot stored it first and answers on restart."""
+    api = bot_process.api
+    user = api.add_user("Cy")
+    await bot_process.start()
+    with api.hold("sendMessage") as replying:  # the reply is stuck on its way out
+        api.send_text(user, "do you offer refunds if I can't come?")
+        await api.wait_for(
+            lambda: replying.waiting and not api.pending_updates() and api.long_polls_waiting(),
+            timeout=15,
+            description="the bot confirmed the message and is sending its reply",
+        )
+        bot_process.kill()
+    assert api.messages(user) == []
+    await bot_process.start()
+    reply = await api.wait_for_message(user, timeout=15)
+    assert "refunds" in reply["text"] and "our team" in reply["text"]
+    await api.wait_until_consumed()
+    bot_process.stop()
+    assert len(api.messages(user)) == 1
+    with sqlite3.connect(tmp_path / "mesobot.sqlite3") as db:
+        # Filed once, although the update was handled twice; and the message is not kept.
+        assert db.execute("select kind, text from enquiries").fetchall() == [
+            ("fallback", "do you offer refunds if I can't come?")
+        ]
+        assert db.execute("select count(*) from inbox where payload is not null").fetchone() == (0,)
+
+
+async def test_a_batch_stored_but_never_confirmed_is_handled_once(bot_process: BotProcess) -> None:
+    """Killed after storing a message but before confirming it: on restart the bot replays it
+    from its inbox AND Telegram sends it again. The user gets one answer, not two."""
+    api = bot_process.api
+    user = api.add_user("Di")
+    await bot_process.start()
+    confirming = api.hold("getUpdates", when=lambda params: params.integer("offset") > 0)
+    with confirming, api.hold("sendMessage") as replying:
+        api.send_text(user, "how much is the course?")
+        await api.wait_for(lambda: replying.waiting and confirming.waiting, timeout=15)
+        bot_process.kill()
+    assert [u["message"]["text"] for u in api.pending_updates()] == ["how much is the course?"]
+    await bot_process.start()
+    reply = await api.wait_for_message(user, timeout=15)
+    assert "£600" in reply["text"]
+    await api.wait_until_consumed()
+    bot_process.stop()
+    assert len(api.messages(user)) == 1
