@@ -67,9 +67,7 @@ def build_application(
 
 
 async def _post_init(application: Application) -> None:
-    inbox = services(application).inbox
-    await inbox.purge()
-    replayed = await inbox.pending(application.bot)
+    replayed = await services(application).inbox.recover(application.bot)
     for update in replayed:  # stored before a crash or stop, never handled: they go first
         await application.update_queue.put(update)
     if replayed:

@@ -804,11 +804,15 @@ class AsyncEnquiryLog:
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(log, *args, **kwargs) on the worker thread (log is the sync EnquiryLog);
         bot/persistence.py uses this to share the connection and the thread."""
+        return await asyncio.shield(self.submit(fn, *args, **kwargs))
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Queue fn(log, *args, **kwargs) on the worker thread now; calls run in the order
+        they were submitted (bot/inbox.py relies on that)."""
         if self._closed:
             raise RuntimeError("the enquiry log is closed")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, functools.partial(fn, self._log, *args, **kwargs))
-        return await asyncio.shield(future)
+        return loop.run_in_executor(self._executor, functools.partial(fn, self._log, *args, **kwargs))
 
     async def close(self) -> None:
         """Finish queued calls, close the connection (in its thread), stop the worker."""

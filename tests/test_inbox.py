@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -25,23 +26,30 @@ def message_update(update_id: int, text: str) -> dict:
     }
 
 
-async def test_pending_updates_come_back_and_handled_ones_are_forgotten(tmp_path: Path) -> None:
+async def test_unhandled_updates_come_back_and_handled_ones_are_forgotten(tmp_path: Path) -> None:
     bot = Bot("123:abc")
     clock = Clock()
-    async with AsyncEnquiryLog(tmp_path / "db.sqlite3", clock=clock) as log:
+    path = tmp_path / "db.sqlite3"
+    sent = [message_update(i, f"question {i}") for i in (1, 2)]
+    first, second = (Update.de_json(data, bot) for data in sent)
+    response = json.dumps({"ok": True, "result": sent}).encode()  # getUpdates' answer
+    async with AsyncEnquiryLog(path, clock=clock) as log:
         inbox = Inbox(log)
-        first, second = (Update.de_json(message_update(i, f"question {i}"), bot) for i in (1, 2))
-        assert await inbox.admit([first, second]) == (first, second)
-        assert await inbox.admit([second]) == ()  # Telegram sent it again: already here
+        assert await inbox.recover(bot) == []
+        assert inbox.admit([first, second], response) == (first, second)
+        await inbox.stored()
         inbox.handled(first)
         await inbox.drain()
-        assert [u.message.text for u in await inbox.pending(bot)] == ["question 2"]
-        with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # the text went with the handling
-            assert db.execute("SELECT payload FROM inbox WHERE update_id = 1").fetchall() == [(None,)]
+    with sqlite3.connect(path) as db:  # the text went with the handling
+        assert db.execute("SELECT update_id, payload IS NULL FROM inbox").fetchall() == [(1, 1), (2, 0)]
 
-        clock.advance(hours=23)
-        assert await inbox.purge() == 0
-        assert await inbox.admit([first]) == ()  # still recognised within the day
-        clock.advance(hours=2)
-        assert await inbox.purge() == 1  # only the handled one; the pending one is kept
-        assert [u.update_id for u in await inbox.pending(bot)] == [2]
+    async with AsyncEnquiryLog(path, clock=clock) as log:  # the bot starts again
+        inbox = Inbox(log)
+        assert [u.message.text for u in await inbox.recover(bot)] == ["question 2"]
+        assert inbox.admit([first, second], response) == ()  # Telegram sent them again: both known
+
+    clock.advance(hours=25)
+    async with AsyncEnquiryLog(path, clock=clock) as log:  # a day on, only the unhandled one stays
+        assert [u.update_id for u in await Inbox(log).recover(bot)] == [2]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT update_id FROM inbox").fetchall() == [(2,)]
