@@ -48,6 +48,7 @@ from knowledge.model import Entry, Gap
 CONFIDENT = 0.55  # at or above: answer
 MARGIN = 0.03  # ...and ahead of the next entry by at least this, or it is a "did you mean"
 MIN_COVERAGE = 0.5  # ...and the entry explains at least this much of the message
+CLEAR_COVERAGE, CLEAR_LEAD = 0.3, 0.2  # ...or less of it, when no other entry comes close
 PART_CONFIDENT = 0.5  # one part of a several-question message: the rest of it says "several"
 SUGGEST = 0.34  # at or above: offer as "did you mean"
 MAX_SUGGESTIONS = 3
@@ -309,7 +310,7 @@ class Matcher:
             candidates = {index for t in order[:k] for index, _ in self._entry_postings.get(t, ())}
             top = self._best(self._coverage(weights, candidates), weights, total, query, asked)
             held = sum(weights[t] for t in order[k:])
-            if len(top) == RERANK and self._ceiling(held, total, math.inf) <= top[-1][0]:
+            if len(top) == RERANK and self._ceiling(held, total, math.inf) < top[-1][0]:
                 return [row[1:] for row in top]
             if k == len(order) - 1:  # one common word left: fill the top from its best entries
                 return [
@@ -362,7 +363,7 @@ class Matcher:
             if index in scored or index in special:
                 continue
             ceiling = self._ceiling(weight, total, light) - KEYWORD_BONUS - unfocused
-            if len(rows) >= RERANK and ceiling <= rows[-1][0]:
+            if len(rows) >= RERANK and ceiling < rows[-1][0]:
                 break
             rows.extend(self._best({index: (weight, light)}, weights, total, query, asked))
             rows = sorted(rows, reverse=True)[:RERANK]
@@ -423,10 +424,12 @@ class Matcher:
             )
             fits = 0.0 if light == math.inf else 2 * cover / (total + max(cover, light))
             bounds.append((base + PHRASING_WEIGHT * fits, base, coverage, focused, index))
-        bounds.sort(reverse=True)
+        # Ties are broken by index, here and in the pruned passes alike, so that pruning never
+        # changes which of two equal entries goes on to the rerank.
+        bounds.sort(key=lambda row: (row[0], row[4]), reverse=True)
         top: list[tuple[float, int, Match, list[int]]] = []  # a min-heap of the best so far
         for bound, base, coverage, focused, index in bounds:
-            if len(top) == RERANK and bound <= top[0][0]:
+            if len(top) == RERANK and (bound, index) < top[0][:2]:
                 break
             overlaps = []
             for doc, terms, weight in self._entry_docs[index]:
@@ -445,7 +448,7 @@ class Matcher:
             )
             if len(top) < RERANK:
                 heapq.heappush(top, row)
-            elif ranking > top[0][0]:
+            elif (ranking, index) > top[0][:2]:
                 heapq.heapreplace(top, row)
         return sorted(top, reverse=True)
 
@@ -545,9 +548,10 @@ def _sentence(words: Sequence[str]) -> str:
 def _confident(ranked: Sequence[Match], threshold: float = CONFIDENT) -> bool:
     top = ranked[0]
     runner_up = ranked[1].score if len(ranked) > 1 else 0.0
+    lead = top.score - runner_up
     return (
         top.score >= threshold
-        and top.score - runner_up >= MARGIN
-        and top.coverage >= MIN_COVERAGE
+        and lead >= MARGIN
+        and (top.coverage >= MIN_COVERAGE or (top.coverage >= CLEAR_COVERAGE and lead >= CLEAR_LEAD))
         and top.focused
     )
