@@ -69,11 +69,17 @@ def _mark_handled(log_: EnquiryLog, update_ids: Sequence[int]) -> None:
         log_.db.execute("PRAGMA synchronous = FULL")
 
 
-def _recover(log_: EnquiryLog) -> tuple[set[int], list[dict[str, Any]]]:
-    """Forget ids handled more than a day ago; return the ids kept and the unhandled payloads."""
+def _purge(log_: EnquiryLog) -> int:
     cutoff = iso(log_.clock() - KEEP_HANDLED)
     with log_.write() as db:
-        db.execute("DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?", [cutoff])
+        return db.execute(
+            "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?", [cutoff]
+        ).rowcount
+
+
+def _recover(log_: EnquiryLog) -> tuple[set[int], list[dict[str, Any]]]:
+    """Forget ids handled more than a day ago; return the ids kept and the unhandled payloads."""
+    _purge(log_)
     known = {row["update_id"] for row in log_.db.query("SELECT update_id FROM inbox")}
     pending = [
         json.loads(row["payload"])
@@ -98,6 +104,10 @@ class Inbox:
         first), oldest first, to be handled before new ones."""
         self._known, pending = await self._log.call(_recover)
         return [Update.de_json(data, bot) for data in pending]
+
+    async def purge(self) -> int:
+        """Forget the ids of updates handled more than a day ago (daily, with the retention job)."""
+        return await self._log.call(_purge)
 
     def admit(self, updates: Sequence[Update], response: bytes) -> tuple[Update, ...]:
         """Start committing a fetched batch (`response`: getUpdates' raw answer) and return the

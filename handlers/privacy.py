@@ -24,10 +24,12 @@ FORGET_BUTTONS = f"^{FORGET}(?:yes|no)$"
 
 async def purge_expired(context: CallbackContext | Application) -> int:
     """The daily retention job: delete enquiries closed more than retention_days ago (open ones
-    are kept until handled). Returns how many were deleted."""
+    are kept until handled), and the inbox's ids of updates handled over a day ago. Returns how
+    many enquiries were deleted."""
     days = services(context).settings.retention_days
     purged = await services(context).log.purge_done_older_than(days)
     log.info("retention: deleted %d enquiries closed more than %d days ago", purged, days)
+    await services(context).inbox.purge()
     return purged
 
 

@@ -48,8 +48,12 @@ async def test_unhandled_updates_come_back_and_handled_ones_are_forgotten(tmp_pa
         assert [u.message.text for u in await inbox.recover(bot)] == ["question 2"]
         assert inbox.admit([first, second], response) == ()  # Telegram sent them again: both known
 
-    clock.advance(hours=25)
-    async with AsyncEnquiryLog(path, clock=clock) as log:  # a day on, only the unhandled one stays
-        assert [u.update_id for u in await Inbox(log).recover(bot)] == [2]
+        clock.advance(hours=23)
+        assert await inbox.purge() == 0  # a redelivery is still recognised
+        clock.advance(hours=2)
+        assert await inbox.purge() == 1  # a day on, only the unhandled one stays
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT update_id FROM inbox").fetchall() == [(2,)]
+
+    async with AsyncEnquiryLog(path, clock=clock) as log:
+        assert [u.update_id for u in await Inbox(log).recover(bot)] == [2]
