@@ -162,13 +162,15 @@ class Matcher:
         # document holding it: inf if only a keyword or a figure of the answer has it), which
         # bounds how well any of the entry's documents can fit a message with that term.
         self._entry_postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self._entry_terms: list[dict[str, float]] = []  # the same, entry by entry
         for index, bag in enumerate(bags):
             lightest: dict[str, float] = {}
             for _, terms, weight in self._entry_docs[index]:
                 for term in terms:
                     lightest[term] = min(weight, lightest.get(term, math.inf))
+            self._entry_terms.append({term: lightest.get(term, math.inf) for term in bag})
             for term in bag:
-                self._entry_postings[term].append((index, lightest.get(term, math.inf)))
+                self._entry_postings[term].append((index, self._entry_terms[index][term]))
         for postings in self._entry_postings.values():  # best possible fit first (see _fill)
             postings.sort(key=lambda posting: posting[1])
         # Words in more entries than this are "common": entries holding only those are scored last.
@@ -371,7 +373,15 @@ class Matcher:
 
     def _coverage(self, weights: dict[str, float], only: set[int] | None) -> dict[int, tuple[float, float]]:
         """Per entry (all, or `only` these): the weight of the message's words it holds, and the
-        weight of its lightest document holding one of them (inf: only keywords or figures do)."""
+        weight of its lightest document holding one of them (inf: only keywords or figures do).
+
+        A few candidates are looked up entry by entry rather than by walking the postings of the
+        message's words, which for a common word in a large FAQ run to thousands; both ways add
+        the weights in the same order, so they give the same sums."""
+        if only is not None and len(only) * len(weights) < sum(
+            len(self._entry_postings.get(term, ())) for term in weights
+        ):
+            return self._coverage_of(weights, only)
         covered: dict[int, list[float]] = {}
         for term, weight in weights.items():
             for index, light in self._entry_postings.get(term, ()):
@@ -385,6 +395,22 @@ class Matcher:
                     if light < row[1]:
                         row[1] = light
         return {index: (cover, light) for index, (cover, light) in covered.items()}
+
+    def _coverage_of(self, weights: dict[str, float], only: set[int]) -> dict[int, tuple[float, float]]:
+        found: dict[int, tuple[float, float]] = {}
+        for index in only:
+            terms = self._entry_terms[index]
+            cover, light, holds = 0.0, math.inf, False
+            for term, weight in weights.items():
+                lightest = terms.get(term)
+                if lightest is not None:
+                    holds = True
+                    cover += weight
+                    if lightest < light:
+                        light = lightest
+            if holds:
+                found[index] = (cover, light)
+        return found
 
     def _best(
         self,
@@ -414,23 +440,25 @@ class Matcher:
         bounds = []
         for index, (cover, light) in covered.items():
             coverage = cover / total
+            best_case = (1 - PHRASING_WEIGHT) * coverage + KEYWORD_BONUS * (index in keyed)
+            fits = 0.0 if light == math.inf else 2 * cover / (total + max(cover, light))
+            bounds.append((best_case + PHRASING_WEIGHT * fits, index, best_case, fits, coverage))
+        # Ties are broken by index, here and in the pruned passes alike, so that pruning never
+        # changes which of two equal entries goes on to the rerank. Bounds assume the entry is
+        # focused; whether it is, is only worked out for those that could make the top.
+        bounds.sort(reverse=True)
+        top: list[tuple[float, int, Match, list[int]]] = []  # a min-heap of the best so far
+        for bound, index, best_case, fits, coverage in bounds:
+            if len(top) == RERANK and (bound < top[0][0] or (bound == top[0][0] and index < top[0][1])):
+                break
             gap_asks = self._gap_asks[index]
             required = unanswerable or asked if self._is_gap[index] else asked
             focused = required <= self._bags[index] and not (gap_asks and not gap_asks & query)
-            base = (
-                (1 - PHRASING_WEIGHT) * coverage
-                + KEYWORD_BONUS * (index in keyed)
-                - FOCUS_PENALTY * (not focused)
-            )
-            fits = 0.0 if light == math.inf else 2 * cover / (total + max(cover, light))
-            bounds.append((base + PHRASING_WEIGHT * fits, base, coverage, focused, index))
-        # Ties are broken by index, here and in the pruned passes alike, so that pruning never
-        # changes which of two equal entries goes on to the rerank.
-        bounds.sort(key=lambda row: (row[0], row[4]), reverse=True)
-        top: list[tuple[float, int, Match, list[int]]] = []  # a min-heap of the best so far
-        for bound, base, coverage, focused, index in bounds:
-            if len(top) == RERANK and (bound, index) < top[0][:2]:
-                break
+            base = best_case - FOCUS_PENALTY * (not focused)
+            if not focused and len(top) == RERANK:
+                bound = base + PHRASING_WEIGHT * fits
+                if bound < top[0][0] or (bound == top[0][0] and index < top[0][1]):
+                    continue
             overlaps = []
             for doc, terms, weight in self._entry_docs[index]:
                 common = terms & query
@@ -448,7 +476,7 @@ class Matcher:
             )
             if len(top) < RERANK:
                 heapq.heappush(top, row)
-            elif (ranking, index) > top[0][:2]:
+            elif ranking > top[0][0] or (ranking == top[0][0] and index > top[0][1]):
                 heapq.heapreplace(top, row)
         return sorted(top, reverse=True)
 
