@@ -384,13 +384,25 @@ class EnquiryLog:
         return iso(self._clock())
 
     @contextmanager
-    def write(self) -> Iterator[Database]:
+    def write(self, *, fsync: bool = True) -> Iterator[Database]:
         """One write transaction, committed on exit. IMMEDIATE takes the write lock up front
         (waiting up to the busy timeout), so a read-then-write never fails half way because
-        the CLI wrote in between."""
+        the CLI wrote in between.
+
+        fsync=False commits without waiting for the disk (synchronous=NORMAL): the write
+        survives a crash of the bot, not a power cut. For what is cheap to lose or redo
+        (counts, the inbox's bookkeeping), so that enquiries alone wait for the disk."""
         conn = self.db.conn
         if conn.in_transaction:
             raise RuntimeError("EnquiryLog.write() cannot be nested")
+        if not fsync:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with self.write() as db:
+                    yield db
+            finally:
+                conn.execute("PRAGMA synchronous = FULL")
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -695,7 +707,7 @@ class EnquiryLog:
 
     def count_answer(self, entry_id: str) -> int:
         """Count one answer from this FAQ entry for the curators; returns the new total."""
-        with self.write() as db:
+        with self.write(fsync=False) as db:
             return db.execute(
                 "INSERT INTO answer_counts (entry_id, count, last_answered_at) VALUES (?, 1, ?)"
                 " ON CONFLICT (entry_id) DO UPDATE SET count = count + 1,"
