@@ -21,7 +21,7 @@ from knowledge.yamlfile import KnowledgeError, load_yaml
 
 LANGUAGE_FILE = Path(__file__).with_name("language.yaml")
 _WORD = re.compile(r"£|[a-z0-9]+(?:[.'][a-z0-9]+)*")
-_SECTIONS = ("spellings", "abbreviations", "phrases", "synonyms", "focus", "stopwords", "keep")
+_SECTIONS = ("spellings", "abbreviations", "acronyms", "phrases", "synonyms", "focus", "stopwords", "keep")
 LONGEST_PHRASE = 4  # words in the longest set phrase
 
 
@@ -56,6 +56,13 @@ class Language:
     stopwords: frozenset[str]
     phrases: dict[tuple[str, ...], tuple[str, ...]]
     focus: frozenset[str]  # stemmed terms naming what is asked for: price, location, duration...
+    acronyms: dict[str, str]  # as typed, in capitals: "IM" is intramuscular, "im" is I'm
+
+    @functools.cached_property
+    def _acronym(self) -> re.Pattern[str] | None:
+        if not self.acronyms:
+            return None
+        return re.compile(r"\b(?:" + "|".join(map(re.escape, self.acronyms)) + r")\b")
 
     @functools.cached_property
     def _phrases_by_start(self) -> dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]]:
@@ -91,14 +98,26 @@ class Language:
                 raise KnowledgeError(f"{path}: phrases: {words!r} is not 2 to {LONGEST_PHRASE} words")
         keep = set(_list(path, "keep", data["keep"]))
         stopwords = frozenset(_list(path, "stopwords", data["stopwords"])) - keep
-        language = cls(rewrites=rewrites, stopwords=stopwords, phrases=phrases, focus=frozenset())
+        if not isinstance(data["acronyms"], dict):
+            raise KnowledgeError(f"{path}: acronyms: expected ACRONYM: meaning pairs")
+        acronyms = {}
+        for acronym, meaning in data["acronyms"].items():
+            acronym = _text(path, "acronyms", acronym)
+            if not acronym.isupper():
+                raise KnowledgeError(f"{path}: acronyms: {acronym!r} is not in capitals")
+            acronyms[acronym] = _text(path, "acronyms", meaning)
+        language = cls(rewrites, stopwords, phrases, frozenset(), acronyms)
         focus = frozenset(t for word in _list(path, "focus", data["focus"]) for t in language.terms(word))
-        return cls(rewrites=rewrites, stopwords=stopwords, phrases=phrases, focus=focus)
+        return cls(rewrites, stopwords, phrases, focus, acronyms)
 
     def raw_words(self, text: str) -> list[str]:
         """The words as typed, casefolded, apostrophes dropped ("what's" -> "whats"), numbers without
-        leading zeros ("09:00" -> "9", "00" -> "0")."""
-        folded = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'")
+        leading zeros ("09:00" -> "9", "00" -> "0"). Acronyms first, unless the whole message is
+        in capitals (then "IM" is I'm shouted)."""
+        text = unicodedata.normalize("NFKC", text)
+        if self._acronym is not None and any(c.islower() for c in text):
+            text = self._acronym.sub(lambda found: self.acronyms[found.group(0)], text)
+        folded = text.casefold().replace("\u2019", "'")
         return [_number(raw.replace("'", "")) for raw in _WORD.findall(folded)]
 
     def join_phrases(self, raw: Sequence[str]) -> list[str]:

@@ -41,6 +41,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
+from knowledge.english import is_english
 from knowledge.language import Language, stem
 from knowledge.model import Entry, Gap
 
@@ -48,7 +49,7 @@ from knowledge.model import Entry, Gap
 CONFIDENT = 0.55  # at or above: answer
 MARGIN = 0.03  # ...and ahead of the next entry by at least this, or it is a "did you mean"
 MIN_COVERAGE = 0.5  # ...and the entry explains at least this much of the message
-CLEAR_COVERAGE, CLEAR_LEAD = 0.3, 0.2  # ...or less of it, when no other entry comes close
+CLEAR_COVERAGE, CLEAR_LEAD = 0.25, 0.19  # ...or less of it, when no other entry comes close
 PART_CONFIDENT = 0.5  # one part of a several-question message: the rest of it says "several"
 SUGGEST = 0.34  # at or above: offer as "did you mean"
 MAX_SUGGESTIONS = 3
@@ -227,10 +228,10 @@ class Matcher:
 
     def _correct(self, raw: str) -> str:
         """A typo of a word the FAQ uses, or the word unchanged. Real words that merely look like
-        FAQ words ("dates"/"rates", "safe"/"save") must survive, so: the first letter must match
-        (typos rarely hit it), short words only get swapped letters fixed, and longer ones allow
-        one edit (two from eight letters)."""
-        if len(raw) < 4 or not raw.isalpha():
+        FAQ words ("feels"/"fees", "heard"/"heart") must survive, so: an English word is never
+        corrected, the first letter must match (typos rarely hit it), short words only get
+        swapped letters fixed, and longer ones allow one edit (two from eight letters)."""
+        if len(raw) < 4 or not raw.isalpha() or is_english(raw):
             return raw
         edits = 1 if len(raw) < 8 else 2
         for candidate, distance, _ in process.extract(

@@ -1,0 +1,28 @@
+"""Which words are everyday English, so that typo correction leaves them alone.
+
+The matcher corrects a word it does not know to a close word the FAQ uses ("pirce" -> price).
+Without a dictionary it also "corrected" real words that merely look like FAQ words: "feels"
+became fees (a price question), "heard" became heart, "speaking" became spacing. pyspellchecker
+ships an English word list with corpus frequencies; its rarest entries (the floor count) include
+misspellings, so only words seen more often than that count as English here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from spellchecker import SpellChecker
+
+MIN_FREQUENCY = 100  # the list's floor is 50, where misspellings such as "corse" sit
+
+
+@functools.cache
+def _words() -> frozenset[str]:
+    # Loaded on first use (~0.2 s): a message whose words the FAQ all knows never needs it.
+    counts = SpellChecker(language="en", distance=1).word_frequency.dictionary
+    return frozenset(word for word, count in counts.items() if count >= MIN_FREQUENCY)
+
+
+def is_english(word: str) -> bool:
+    """Whether `word` (lower case) is a common English word."""
+    return word in _words()
