@@ -386,9 +386,12 @@ def accuracy(passes: int) -> tuple[str, Metrics]:
     if model is not None:
         # Judged against the embedding at its best: its better top-1 and its lower false answers.
         rows = [r for r in results if r.name.startswith(EmbeddingBaseline.name)]
+        cautious = min(rows, key=lambda r: (r.test.false_answer_rate, -r.test.top1_rate))
         metrics |= {
             "emb_top1": max(r.test.top1_rate for r in rows),
             "emb_fa": min(r.test.false_answer_rate for r in rows),
+            # ...and what that caution costs it: its top-1 where its false answers are lowest.
+            "emb_fa_top1": cautious.test.top1_rate,
             "emb_median": median(samples[EmbeddingBaseline.name]),
         }
     markdown = render_accuracy(data, results, curves, samples, builds, notes, passes, ours_dev)
