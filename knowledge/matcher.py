@@ -269,7 +269,7 @@ class Matcher:
         query = {stem(word) for word in words if word not in self.language.stopwords}
         if not query:
             return []
-        asked = query & self._askable | self._named(words)
+        asked = (query - context) & self._askable | self._named(words)  # told words ask nothing
         sentence = _sentence(words)
         ranked: list[Match] = []
         for index, match, docs in self._first_pass(query, asked, context):
@@ -537,7 +537,8 @@ def _whole(clauses: Sequence[tuple[list[str], bool]]) -> list[str]:
 
 
 def _parts(clauses: Sequence[tuple[list[str], bool]]) -> list[list[str]]:
-    """Clauses (as words) gathered into questions: one that tells about the sender joins the next."""
+    """Clauses (as words) gathered into questions: one that tells joins the next question, or the
+    last one when none follows."""
     parts: list[list[str]] = []
     told: list[str] = []
     for words, preamble in clauses:
@@ -547,26 +548,41 @@ def _parts(clauses: Sequence[tuple[list[str], bool]]) -> list[list[str]]:
             parts.append(told + words)
             told = []
     if told:
-        parts.append(told)
+        if parts:
+            parts[-1] = parts[-1] + told
+        else:
+            parts.append(told)
     return parts
 
 
 def _clauses(text: str) -> list[tuple[str, bool]]:
-    """The clauses of a message, each marked True where it tells about the sender. A new clause
-    starts at ? ! ; or a line break; at a comma or a conjunction too, unless a question goes on with
-    more of what it asks ("do you teach aftercare and treatment plans", "do I get it on the day,
-    or posted later"): "price and where is it" is two, "the centre for ... and research" one."""
-    clauses: list[str] = []
-    for sentence in _BREAK.split(text):
+    """The clauses of a message, each marked True where it tells rather than asks: about the
+    sender ("I'm a physio"), or, in a message that asks with a question mark, any sentence that
+    does not ("Feels a bit weird tbh", "Just want to know what to expect"). A new clause starts at
+    ? ! ; or a line break; at a comma or a conjunction too, unless a question goes on with more of
+    what it asks ("do you teach aftercare and treatment plans", "do I get it on the day, or posted
+    later"): "price and where is it" is two, "the centre for ... and research" one."""
+    sentences: list[tuple[str, bool]] = []  # (sentence, ends with a question mark)
+    last = 0
+    for found in _BREAK.finditer(text):
+        sentences.append((text[last : found.start()], "?" in found.group(0)))
+        last = found.end()
+    sentences.append((text[last:], False))
+    questioning = any(asks for _, asks in sentences)
+    clauses: list[tuple[str, bool]] = []
+    for sentence, asks in sentences:
         start = len(clauses)
         for piece in (p.strip() for p in _JOIN.split(sentence)):
             if not piece:
                 continue
-            if len(clauses) > start and _QUESTION.match(clauses[-1]) and not _QUESTION.match(piece):
-                clauses[-1] = f"{clauses[-1]} {piece}"
+            if len(clauses) > start and _QUESTION.match(clauses[-1][0]) and not _QUESTION.match(piece):
+                clauses[-1] = (f"{clauses[-1][0]} {piece}", asks)
             else:
-                clauses.append(piece)
-    return [(clause, bool(_PREAMBLE.match(clause))) for clause in clauses]
+                clauses.append((piece, asks))
+    return [
+        (clause, bool(_PREAMBLE.match(clause)) or (questioning and not asks and not _QUESTION.match(clause)))
+        for clause, asks in clauses
+    ]
 
 
 def _sentence(words: Sequence[str]) -> str:

@@ -16,11 +16,11 @@ from knowledge.language import LANGUAGE_FILE, Language
 from knowledge.matcher import split_questions
 from knowledge.yamlfile import KnowledgeError
 
-# The brief's targets are top-1 >= 90% and false answers <= 3%. The set met them (90.6%, 2.8%)
-# until a third batch, written from patient and delegate personas, brought the whole set to top-1
-# 86.7%: TOP1_FLOOR guards what is reached and stops regressions; it is not the target, which
-# is still to be met on the enlarged set (benchmarks/RESULTS.md has the figures).
-TOP1_FLOOR = 0.86  # answered with exactly the expected entries
+# The brief's targets are top-1 >= 90% and false answers <= 3%. The set's first two batches meet
+# them (90.9%, 2.8%); a third batch, written from patient and delegate personas, holds the whole
+# set at top-1 87.8%. TOP1_FLOOR guards what is reached and stops regressions; it is not the
+# target, which is still to be met on the enlarged set (benchmarks/RESULTS.md has the figures).
+TOP1_FLOOR = 0.87  # answered with exactly the expected entries
 FALSE_ANSWER_LIMIT = 0.03  # confident answers to questions the documents do not cover
 SUGGEST_RECALL_TARGET = 0.95  # the right entry answered or offered as "did you mean"
 
