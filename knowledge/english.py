@@ -23,6 +23,11 @@ def _words() -> frozenset[str]:
     return frozenset(word for word, count in counts.items() if count >= MIN_FREQUENCY)
 
 
+def load() -> None:
+    """Load the word list now (the bot does at start-up, so no one's first message waits)."""
+    _words()
+
+
 def is_english(word: str) -> bool:
     """Whether `word` (lower case) is a common English word."""
     return word in _words()
