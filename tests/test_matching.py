@@ -66,6 +66,18 @@ def test_did_you_mean_recall(scores: Scores) -> None:
     assert scores.suggest_recall >= SUGGEST_RECALL_FLOOR, f"{scores.suggest_recall:.1%}; misses:\n{wrong}"
 
 
+def test_wanting_a_place_starts_the_booking_hand_off(brain: Brain) -> None:
+    data = load_eval()
+    missed = [q for q in data["booking"] if brain.reply(q).kind.value != "booking"]
+    assert not missed, f"not taken as booking: {missed}"
+
+
+def test_asking_about_booking_is_not_booking(brain: Brain) -> None:
+    data = load_eval()
+    booked = [q for q in data["not_booking"] if brain.reply(q).kind.value == "booking"]
+    assert not booked, f"taken as booking: {booked}"
+
+
 # -- focused behaviours ---------------------------------------------------------------------------
 
 
