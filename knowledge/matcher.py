@@ -44,6 +44,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 from knowledge.english import is_english
 from knowledge.language import Language, stem
 from knowledge.model import Entry, Gap
+from knowledge.yamlfile import KnowledgeError
 
 # Thresholds, tuned on the dev half of tests/data/faq_eval.yaml (python -m benchmarks.evaluate --split dev).
 CONFIDENT = 0.55  # at or above: answer
@@ -69,7 +70,7 @@ SPELL_CACHE = 20_000  # typed words remembered with their correction
 # Where one message holds several questions: "price and where is it?". A full stop, ? ! ; or a line
 # break always ends a clause; a comma or a conjunction only where it does not join two things asked
 # in one question ("do you teach aftercare and treatment plans?", "between acute and chronic pain").
-_BREAK = re.compile(r"[?;!\n]+|(?<!\d)\.(?!\d)")
+_BREAK = re.compile(r"[?;!\n]+|(?<!\d)[.:](?!\d)")
 _JOIN = re.compile(r"(?<!\d),(?!\d)|&|\+|\b(?:and|also|plus|as well as|then)\b", re.I)
 _QUESTION = re.compile(
     r"^\s*(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which|is|are|do|does|did|can|"
@@ -81,6 +82,13 @@ _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "r
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
 # A clause that tells something about the sender rather than asking: read with the next one.
 _PREAMBLE = re.compile(r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my)\b", re.I)
+# A clause that asks without a question word: "tell me about the pack", "wondering how long it is".
+_REQUEST = re.compile(
+    r"^\s*(?:tell|explain|describe|show|send|give|let me know|please|pls|plz|need|want|wondering|curious|"
+    r"interested|looking|any|info|details)\b",
+    re.I,
+)
+TOLD_WORDS = 4  # a clause this long that neither asks nor requests, beside one that does, tells
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ class Matcher:
         self._gap_asks: list[frozenset[str]] = []  # per gap: the focus words its question asks about
         bags: list[frozenset[str]] = []
         typed: set[str] = set()
+        read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]] = defaultdict(list)
         for entry in self.entries:
             asks = frozenset(language.terms(entry.question)) & language.focus
             self._gap_asks.append(asks if isinstance(entry, Gap) else frozenset())
@@ -134,6 +143,7 @@ class Matcher:
             for text in (entry.question, *entry.phrasings):
                 typed.update(language.raw_words(text))
                 terms = frozenset(language.terms(text))
+                read_as[terms].append((entry, text))
                 if terms:
                     doc_terms[-1].append((len(self._doc_sentence), terms))
                     self._doc_sentence.append(_sentence(language.words(text)))
@@ -147,6 +157,7 @@ class Matcher:
             if isinstance(entry, Entry):  # the answer's figures: "is it £600?", "is it 9 to 5?"
                 bag.update(word for word in language.raw_words(entry.answer) if not word.isalpha())
             bags.append(frozenset(bag))
+        _refuse_clashes(read_as)
         self._bags = bags
         df: dict[str, int] = defaultdict(int)
         for bag in bags:
@@ -263,7 +274,7 @@ class Matcher:
         asked: set[str] = set()
         for words, preamble in clauses:
             (told if preamble else asked).update(stem(w) for w in words if w not in self.language.stopwords)
-        return frozenset(told - asked)
+        return frozenset(told - asked) if asked else frozenset()  # all told: nothing to weigh against
 
     def _rank(self, words: Sequence[str], context: frozenset[str]) -> list[Match]:
         query = {stem(word) for word in words if word not in self.language.stopwords}
@@ -454,7 +465,9 @@ class Matcher:
                 break
             gap_asks = self._gap_asks[index]
             required = unanswerable or asked if self._is_gap[index] else asked
-            focused = required <= self._bags[index] and not (gap_asks and not gap_asks & query)
+            focused = required <= self._bags[index] and not (
+                gap_asks and not gap_asks & query and index not in keyed
+            )
             base = best_case - FOCUS_PENALTY * (not focused)
             if not focused and len(top) == RERANK:
                 bound = base + PHRASING_WEIGHT * fits
@@ -525,6 +538,25 @@ class Matcher:
         return any(stem(word) in self._idf for word in words if word not in self.language.stopwords)
 
 
+def _refuse_clashes(read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]]) -> None:
+    """A known gap worded, once folded, exactly like an entry's question or phrasing would make
+    the bot both answer and not answer that question: refuse to start."""
+    problems = []
+    for terms, owners in read_as.items():
+        entries = [(entry, text) for entry, text in owners if isinstance(entry, Entry)]
+        if not terms or not entries:
+            continue
+        for gap, text in owners:
+            if isinstance(gap, Gap):
+                entry, twin = entries[0]
+                problems.append(
+                    f"gaps.yaml: gap {gap.id!r}: {text!r} reads the same as {twin!r} of entry {entry.id!r} "
+                    "in faq.yaml once folded: reword or remove one"
+                )
+    if problems:
+        raise KnowledgeError("\n".join(problems))
+
+
 def split_questions(text: str) -> list[str]:
     """The parts of a message that may each be a question ("price and where is it?"). What the
     sender says about themselves ("I'm a physio, ...") stays with the part after it."""
@@ -579,8 +611,19 @@ def _clauses(text: str) -> list[tuple[str, bool]]:
                 clauses[-1] = (f"{clauses[-1][0]} {piece}", asks)
             else:
                 clauses.append((piece, asks))
+    asking = any(_QUESTION.match(clause) for clause, _ in clauses)
     return [
-        (clause, bool(_PREAMBLE.match(clause)) or (questioning and not asks and not _QUESTION.match(clause)))
+        (
+            clause,
+            bool(_PREAMBLE.match(clause))
+            or (questioning and not asks and not _QUESTION.match(clause))
+            or (
+                asking
+                and not _QUESTION.match(clause)
+                and not _REQUEST.match(clause)
+                and len(clause.split()) >= TOLD_WORDS
+            ),
+        )
         for clause, asks in clauses
     ]
 

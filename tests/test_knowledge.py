@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.brain import Brain
 from knowledge.loader import KNOWLEDGE_DIR, load_knowledge, summary
 from knowledge.model import Knowledge
 from knowledge.yamlfile import KnowledgeError
@@ -235,7 +236,7 @@ def test_answers_are_short_plain_telegram_text(knowledge: Knowledge) -> None:
 
 def test_entries_are_well_curated(knowledge: Knowledge) -> None:
     for entry in knowledge.entries:
-        assert 8 <= len(entry.phrasings) <= 15, entry.id
+        assert 8 <= len(entry.phrasings) <= 30, entry.id
         assert 3 <= len(entry.keywords) <= 10, entry.id
         assert len(entry.related) <= 3, entry.id
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", entry.id)
@@ -513,3 +514,16 @@ def test_gaps_are_loaded_and_share_the_id_space(copy_dir: Path) -> None:
     (copy_dir / "gaps.yaml").write_text(gaps.replace("id: course-dates", "id: aftercare"))
     with pytest.raises(KnowledgeError, match=r"gaps.yaml:\d+: gap 'aftercare': duplicate id"):
         load_knowledge(copy_dir)
+
+
+def test_a_gap_worded_like_an_entry_stops_start_up(tmp_path: Path) -> None:
+    for path in KNOWLEDGE_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    gaps = (tmp_path / "gaps.yaml").read_text(encoding="utf-8")
+    # Folded, "what r the risks" is the side-effects entry's "risks": answered and not answered.
+    (tmp_path / "gaps.yaml").write_text(gaps.replace("phrasings: [", "phrasings: [what r the risks, ", 1))
+    with pytest.raises(
+        KnowledgeError,
+        match=r"gaps.yaml: gap '[a-z-]+': 'what r the risks' reads the same as .* 'side-effects'",
+    ):
+        Brain.load(tmp_path)
