@@ -5,6 +5,9 @@ Without a dictionary it also "corrected" real words that merely look like FAQ wo
 became fees (a price question), "heard" became heart, "speaking" became spacing. pyspellchecker
 ships an English word list with corpus frequencies; its rarest entries (the floor count) include
 misspellings, so only words seen more often than that count as English here.
+
+The same counts tell the matcher how everyday a word the FAQ never uses is: "acupuncture" or
+"saturdays" is probably what a question is about, "sister" or "friend" probably chat around it.
 """
 
 from __future__ import annotations
@@ -17,17 +20,22 @@ MIN_FREQUENCY = 100  # the list's floor is 50, where misspellings such as "corse
 
 
 @functools.cache
-def _words() -> frozenset[str]:
+def _counts() -> dict[str, int]:
     # Loaded on first use (~0.2 s): a message whose words the FAQ all knows never needs it.
     counts = SpellChecker(language="en", distance=1).word_frequency.dictionary
-    return frozenset(word for word, count in counts.items() if count >= MIN_FREQUENCY)
+    return {word: count for word, count in counts.items() if count >= MIN_FREQUENCY}
+
+
+def frequency(word: str) -> int:
+    """How often `word` occurs in the list's corpus (0: not a common English word)."""
+    return _counts().get(word, 0)
 
 
 def load() -> None:
     """Load the word list now (the bot does at start-up, so no one's first message waits)."""
-    _words()
+    _counts()
 
 
 def is_english(word: str) -> bool:
     """Whether `word` (lower case) is a common English word."""
-    return word in _words()
+    return word in _counts()

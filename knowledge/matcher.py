@@ -12,7 +12,8 @@ again as whole sentences, grammar words kept, with rapidfuzz, because "what's in
 "when do I get the pack" differ only in those.
 
 Honesty rules sit on top of the score, because a confident wrong answer is worse than none:
-- a word the FAQ has never seen counts against every entry ("how much is a hydrafacial?");
+- a word the FAQ has never seen counts against every entry ("how much is a hydrafacial?"), an
+  everyday one ("my sister says...") half as much;
 - what a message asks for must be answered: a price, a place, a time or a length (language.yaml
   `focus`), the thing it names ("how many injections", "do I get a certificate"), or a thing only a
   known gap knows ("parking", "refund", "Botox": the gap's one-word keywords no entry uses);
@@ -41,7 +42,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
-from knowledge.english import is_english
+from knowledge.english import frequency, is_english
 from knowledge.language import Language, stem
 from knowledge.model import Entry, Gap
 from knowledge.yamlfile import KnowledgeError
@@ -65,6 +66,7 @@ RERANK_SCORER = fuzz.WRatio  # robust to extra words around a phrasing, and to w
 UNKNOWN_DF = 3.0  # a word the FAQ never uses weighs like one found in this many entries
 FOCUS_PENALTY = 0.15  # an entry that misses what the message asks for (or a gap about another thing)
 PREAMBLE_WEIGHT = 0.25  # words only in what the sender says about themselves ("I'm a physio, ...")
+COMMON_FREQUENCY, COMMON_WEIGHT = 30_000, 0.5  # an unknown everyday word ("sister", "gym") weighs less
 SPELL_CACHE = 20_000  # typed words remembered with their correction
 
 # Where one message holds several questions: "price and where is it?". A full stop, ? ! ; or a line
@@ -114,7 +116,8 @@ class Outcome:
 
     @property
     def score(self) -> float:
-        return self.matches[0].score if self.matches else 0.0
+        """The best match's confidence, 0 to 1 (rankings run past 1 to keep exact fits apart)."""
+        return min(self.matches[0].score, 1.0) if self.matches else 0.0
 
 
 class Matcher:
@@ -312,9 +315,7 @@ class Matcher:
         common words (in a large FAQ, "mesotherapy" is in most entries) are skipped when even a
         perfect fit on those words could not beat the best found (MaxScore): the result is the
         same, without a pass over thousands of entries."""
-        weights = {
-            t: self._idf.get(t, self._unknown_idf) * (PREAMBLE_WEIGHT if t in context else 1.0) for t in query
-        }
+        weights = self._weights(query, context)
         total = sum(weights.values())
         # Rarest words first; entries holding any of the first k are candidates. k grows until the
         # remaining (commonest) words could not lift any other entry above the fourth best.
@@ -333,6 +334,18 @@ class Matcher:
             k += 1
         top = self._best(self._coverage(weights, None), weights, total, query, asked)
         return [row[1:] for row in top]
+
+    def _weights(self, query: set[str], context: frozenset[str]) -> dict[str, float]:
+        """How much each of the message's words says: rare across the FAQ says more; a word the
+        FAQ never uses weighs like a rare one (half as much if it is everyday English), and
+        what the sender tells about themselves weighs less than what they ask."""
+        return {
+            term: self._idf.get(term, self._unknown(term)) * (PREAMBLE_WEIGHT if term in context else 1.0)
+            for term in query
+        }
+
+    def _unknown(self, term: str) -> float:
+        return self._unknown_idf * (COMMON_WEIGHT if frequency(term) >= COMMON_FREQUENCY else 1.0)
 
     @staticmethod
     def _ceiling(held: float, total: float, light: float) -> float:
@@ -481,7 +494,7 @@ class Matcher:
             overlaps.sort(reverse=True)
             fit = overlaps[0][0] if overlaps else 0.0
             ranking = base + PHRASING_WEIGHT * fit  # the focus penalty decides the top too
-            score = min(ranking + FOCUS_PENALTY * (not focused), 1.0)
+            score = ranking + FOCUS_PENALTY * (not focused)
             row = (
                 ranking,
                 index,

@@ -272,7 +272,8 @@ def test_language_folds_phrases_spellings_and_chat_words() -> None:
     language = Language.load()
     assert language.terms("is the content up to date?") == ["content", "current"]
     assert language.terms("anaesthetic") == language.terms("anesthetic")
-    assert language.terms("how long is it, approx 9 to 5?") == ["duration", "approximately", "9", "5"]
+    assert language.terms("how long is it, approx 9 to 5?") == ["duration", "9", "5"]  # approx: filler
+    assert language.terms("how many hrs, pls?") == ["many", "hour"]
     assert {"price", "location"} <= language.focus
 
 
@@ -296,7 +297,6 @@ def test_pruning_gives_exactly_the_full_ranking_on_a_large_faq(brain: Brain) -> 
     happen (common words in hundreds of entries) it must decide exactly as scoring everything."""
     from dataclasses import replace
 
-    import knowledge.matcher as matcher_module
     from knowledge.matcher import Matcher
 
     knowledge = brain.knowledge
@@ -308,10 +308,7 @@ def test_pruning_gives_exactly_the_full_ranking_on_a_large_faq(brain: Brain) -> 
     big = Matcher([*knowledge.entries, *copies, *knowledge.gaps], brain.matcher.language)
 
     def everything(self, query, asked, context):
-        weights = {
-            t: self._idf.get(t, self._unknown_idf) * (matcher_module.PREAMBLE_WEIGHT if t in context else 1)
-            for t in query
-        }
+        weights = self._weights(query, context)
         total = sum(weights.values())
         return [row[1:] for row in self._best(self._coverage(weights, None), weights, total, query, asked)]
 
