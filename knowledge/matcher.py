@@ -91,6 +91,13 @@ _REQUEST = re.compile(
     re.I,
 )
 TOLD_WORDS = 4  # a clause this long that neither asks nor requests, beside one that does, tells
+_BACK = re.compile(r"\b(?:it|that|this|those|these|them|they)\b", re.I)  # refers to what was said
+_ASKING_WORD = re.compile(r"\b(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which)\b", re.I)
+
+
+# What a clause does: asks; tells (about the sender, or a story around the question: context,
+# weighed less); or leads into the question after it ("that microglia thing, is it proven?").
+Role = Literal["asks", "tells", "leads"]
 
 
 @dataclass(frozen=True)
@@ -266,17 +273,19 @@ class Matcher:
         clauses = self._clause_words(text)
         return self._rank(_whole(clauses), self._context(clauses))
 
-    def _clause_words(self, text: str) -> list[tuple[list[str], bool]]:
+    def _clause_words(self, text: str) -> list[tuple[list[str], Role]]:
         """The words of each clause, marked True where the clause tells about the sender."""
-        return [(self.words(clause), preamble) for clause, preamble in _clauses(text)]
+        return [(self.words(clause), role) for clause, role in _clauses(text)]
 
-    def _context(self, clauses: Sequence[tuple[list[str], bool]]) -> frozenset[str]:
+    def _context(self, clauses: Sequence[tuple[list[str], Role]]) -> frozenset[str]:
         """Terms found only in what the sender says about themselves ("I'm a physio, I work in
         sports rehab, how much is it?"): context, weighed less than the question."""
         told: set[str] = set()
         asked: set[str] = set()
-        for words, preamble in clauses:
-            (told if preamble else asked).update(stem(w) for w in words if w not in self.language.stopwords)
+        for words, role in clauses:
+            (told if role == "tells" else asked).update(
+                stem(w) for w in words if w not in self.language.stopwords
+            )
         return frozenset(told - asked) if asked else frozenset()  # all told: nothing to weigh against
 
     def _rank(self, words: Sequence[str], context: frozenset[str]) -> list[Match]:
@@ -522,10 +531,21 @@ class Matcher:
             return Outcome("gap", (ranked[0],))
         if ranked and _confident(ranked):
             return Outcome("answer", (ranked[0],))
+        if ranked and not ranked[0].is_gap and self._asked_alone_agrees(clauses, ranked[0]):
+            return Outcome("answer", (ranked[0],))
         candidates = [m for m in ranked if m.score >= SUGGEST and not m.is_gap][:MAX_SUGGESTIONS]
         if candidates:
             return Outcome("suggest", tuple(candidates))
         return Outcome("none")
+
+    def _asked_alone_agrees(self, clauses: Sequence[tuple[list[str], Role]], top: Match) -> bool:
+        """Whether the clauses that ask, read without the story told around them, confidently
+        pick the same entry as the whole message."""
+        asking = [word for words, role in clauses if role != "tells" for word in words]
+        if len(asking) == len(_whole(clauses)) or not self._meaningful(asking):
+            return False
+        alone = self._rank(asking, frozenset())
+        return bool(alone) and alone[0].entry.id == top.entry.id and _confident(alone)
 
     def _several(self, parts: Sequence[list[str]], context: frozenset[str]) -> list[Match]:
         """Confident answers to the questions of a several-part message, in the order asked, or
@@ -573,21 +593,21 @@ def _refuse_clashes(read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]]
 def split_questions(text: str) -> list[str]:
     """The parts of a message that may each be a question ("price and where is it?"). What the
     sender says about themselves ("I'm a physio, ...") stays with the part after it."""
-    return [" ".join(part) for part in _parts([([clause], told) for clause, told in _clauses(text)])]
+    return [" ".join(part) for part in _parts([([clause], role) for clause, role in _clauses(text)])]
 
 
-def _whole(clauses: Sequence[tuple[list[str], bool]]) -> list[str]:
+def _whole(clauses: Sequence[tuple[list[str], Role]]) -> list[str]:
     """The words of the whole message, from its clauses."""
     return [word for words, _ in clauses for word in words]
 
 
-def _parts(clauses: Sequence[tuple[list[str], bool]]) -> list[list[str]]:
+def _parts(clauses: Sequence[tuple[list[str], Role]]) -> list[list[str]]:
     """Clauses (as words) gathered into questions: one that tells joins the next question, or the
     last one when none follows."""
     parts: list[list[str]] = []
     told: list[str] = []
-    for words, preamble in clauses:
-        if preamble:
+    for words, role in clauses:
+        if role != "asks":
             told = told + words
         else:
             parts.append(told + words)
@@ -600,13 +620,16 @@ def _parts(clauses: Sequence[tuple[list[str], bool]]) -> list[list[str]]:
     return parts
 
 
-def _clauses(text: str) -> list[tuple[str, bool]]:
-    """The clauses of a message, each marked True where it tells rather than asks: about the
-    sender ("I'm a physio"), or, in a message that asks with a question mark, any sentence that
-    does not ("Feels a bit weird tbh", "Just want to know what to expect"). A new clause starts at
-    ? ! ; or a line break; at a comma or a conjunction too, unless a question goes on with more of
-    what it asks ("do you teach aftercare and treatment plans", "do I get it on the day, or posted
-    later"): "price and where is it" is two, "the centre for ... and research" one."""
+def _clauses(text: str) -> list[tuple[str, Role]]:
+    """The clauses of a message, each with its role (see Role). A clause tells when it is about
+    the sender ("I'm a physio"); in a message that asks with a question mark, when its sentence
+    does not ("Feels a bit weird tbh"); and when it states something beside a question ("going
+    on holiday next week after my meso, is sun ok?"), unless that question refers back to it
+    ("that microglia thing, is it proven?"): then it leads into the question, as its subject.
+    A new clause starts at ? ! ; : or a line break; at a comma or a conjunction too, unless a
+    question goes on with more of what it asks ("do you teach aftercare and treatment plans", "do
+    I get it on the day, or posted later"): "price and where is it" is two, "the centre for ...
+    and research" one."""
     sentences: list[tuple[str, bool]] = []  # (sentence, ends with a question mark)
     last = 0
     for found in _BREAK.finditer(text):
@@ -614,7 +637,7 @@ def _clauses(text: str) -> list[tuple[str, bool]]:
         last = found.end()
     sentences.append((text[last:], False))
     questioning = any(asks for _, asks in sentences)
-    clauses: list[tuple[str, bool]] = []
+    clauses: list[tuple[str, bool]] = []  # (clause, its sentence ends with a question mark)
     for sentence, asks in sentences:
         start = len(clauses)
         for piece in (p.strip() for p in _JOIN.split(sentence)):
@@ -624,21 +647,26 @@ def _clauses(text: str) -> list[tuple[str, bool]]:
                 clauses[-1] = (f"{clauses[-1][0]} {piece}", asks)
             else:
                 clauses.append((piece, asks))
-    asking = any(_QUESTION.match(clause) for clause, _ in clauses)
-    return [
-        (
-            clause,
-            bool(_PREAMBLE.match(clause))
-            or (questioning and not asks and not _QUESTION.match(clause))
-            or (
-                asking
-                and not _QUESTION.match(clause)
-                and not _REQUEST.match(clause)
-                and len(clause.split()) >= TOLD_WORDS
-            ),
-        )
-        for clause, asks in clauses
-    ]
+    questions = [i for i, (clause, _) in enumerate(clauses) if _QUESTION.match(clause)]
+    marked = []
+    for i, (clause, asks) in enumerate(clauses):
+        role: Role = "asks"
+        if _PREAMBLE.match(clause) or (questioning and not asks and not _QUESTION.match(clause)):
+            role = "tells"
+        elif questions and _states(clause):
+            # ...unless the question after it asks about it: "that microglia thing, is it proven?"
+            after = next((clauses[j][0] for j in questions if j > i), "")
+            role = "leads" if _BACK.search(after) else "tells"
+        marked.append((clause, role))
+    return marked
+
+
+def _states(clause: str) -> bool:
+    """A clause that neither asks nor requests, and is long enough to be telling something."""
+    return (
+        not (_QUESTION.match(clause) or _REQUEST.match(clause) or _ASKING_WORD.search(clause))
+        and len(clause.split()) >= TOLD_WORDS
+    )
 
 
 def _sentence(words: Sequence[str]) -> str:
