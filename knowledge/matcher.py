@@ -83,7 +83,9 @@ _QUESTION = re.compile(
 _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "receiving"})
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
 # A clause that tells something about the sender rather than asking: read with the next one.
-_PREAMBLE = re.compile(r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my)\b", re.I)
+_PREAMBLE = re.compile(
+    r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my|asking for|forwarding|on behalf)\b", re.I
+)
 # A clause that asks without a question word: "tell me about the pack", "wondering how long it is".
 _REQUEST = re.compile(
     r"^\s*(?:tell|explain|describe|show|send|give|let me know|please|pls|plz|need|want|wondering|curious|"
