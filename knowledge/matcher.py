@@ -51,7 +51,7 @@ from knowledge.yamlfile import KnowledgeError
 CONFIDENT = 0.55  # at or above: answer
 MARGIN = 0.03  # ...and ahead of the next entry by at least this, or it is a "did you mean"
 MIN_COVERAGE = 0.5  # ...and the entry explains at least this much of the message
-CLEAR_COVERAGE, CLEAR_LEAD = 0.25, 0.19  # ...or less of it, when no other entry comes close
+CLEAR_COVERAGE, CLEAR_LEAD = 0.25, 0.12  # ...or less of it, when no other entry comes close
 PART_CONFIDENT = 0.5  # one part of a several-question message: the rest of it says "several"
 SUGGEST = 0.34  # at or above: offer as "did you mean"
 MAX_SUGGESTIONS = 3
