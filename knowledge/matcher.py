@@ -72,7 +72,9 @@ SPELL_CACHE = 20_000  # typed words remembered with their correction
 # Where one message holds several questions: "price and where is it?". A full stop, ? ! ; or a line
 # break always ends a clause; a comma or a conjunction only where it does not join two things asked
 # in one question ("do you teach aftercare and treatment plans?", "between acute and chronic pain").
-_BREAK = re.compile(r"[?;!\n]+|(?<!\d)[.:](?!\d)")
+_BREAK = re.compile(
+    r"[?;!\n]+|(?<!\d)[.:](?!\d)|[\U0001F300-\U0001FAFF\u2600-\u27BF]+|\b(?:lol|lmao|haha+)\b", re.I
+)
 _JOIN = re.compile(r"(?<!\d),(?!\d)|&|\+|\b(?:and|also|plus|as well as|then)\b", re.I)
 _QUESTION = re.compile(
     r"^\s*(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which|is|are|do|does|did|can|"
