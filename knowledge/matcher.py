@@ -86,7 +86,8 @@ _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "r
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
 # A clause that tells something about the sender rather than asking: read with the next one.
 _PREAMBLE = re.compile(
-    r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my|asking for|forwarding|on behalf)\b", re.I
+    r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my|asking for|forwarding|on behalf)\b",
+    re.I,
 )
 # A clause that asks without a question word: "tell me about the pack", "wondering how long it is".
 _REQUEST = re.compile(
@@ -184,6 +185,16 @@ class Matcher:
         self._entry_docs = [
             [(doc, terms, sum(self._idf[t] for t in terms)) for doc, terms in docs] for docs in doc_terms
         ]
+        self._doc_weight = [0.0] * len(self._doc_sentence)
+        # Per entry: term -> its documents holding it, so a message's few words find them directly.
+        self._term_docs: list[dict[str, list[int]]] = []
+        for docs in self._entry_docs:
+            by_term: dict[str, list[int]] = defaultdict(list)
+            for doc, terms, weight in docs:
+                self._doc_weight[doc] = weight
+                for term in terms:
+                    by_term[term].append(doc)
+            self._term_docs.append(dict(by_term))
         # Postings: term -> (entry whose vocabulary has it, the weight of the entry's lightest
         # document holding it: inf if only a keyword or a figure of the answer has it), which
         # bounds how well any of the entry's documents can fit a message with that term.
@@ -499,12 +510,15 @@ class Matcher:
                 bound = base + PHRASING_WEIGHT * fits
                 if bound < top[0][0] or (bound == top[0][0] and index < top[0][1]):
                     continue
-            overlaps = []
-            for doc, terms, weight in self._entry_docs[index]:
-                common = terms & query
-                if common:
-                    overlaps.append((2 * sum(map(weights.__getitem__, common)) / (total + weight), doc))
-            overlaps.sort(reverse=True)
+            shared: dict[int, float] = {}
+            term_docs = self._term_docs[index]
+            for term in query:
+                for doc in term_docs.get(term, ()):
+                    shared[doc] = shared.get(doc, 0.0) + weights[term]
+            overlaps = sorted(
+                ((2 * weight / (total + self._doc_weight[doc]), doc) for doc, weight in shared.items()),
+                reverse=True,
+            )
             fit = overlaps[0][0] if overlaps else 0.0
             ranking = base + PHRASING_WEIGHT * fit  # the focus penalty decides the top too
             score = ranking + FOCUS_PENALTY * (not focused)
