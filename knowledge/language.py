@@ -22,6 +22,7 @@ from knowledge.yamlfile import KnowledgeError, load_yaml
 LANGUAGE_FILE = Path(__file__).with_name("language.yaml")
 _WORD = re.compile(r"£|[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _SECTIONS = ("spellings", "abbreviations", "acronyms", "phrases", "synonyms", "focus", "stopwords", "keep")
+_STRETCHED = re.compile(r"([a-z])\1{2,}")  # a letter typed three or more times
 LONGEST_PHRASE = 4  # words in the longest set phrase
 
 
@@ -117,7 +118,7 @@ class Language:
         text = unicodedata.normalize("NFKC", text)
         if self._acronym is not None and any(c.islower() for c in text):
             text = self._acronym.sub(lambda found: self.acronyms[found.group(0)], text)
-        folded = text.casefold().replace("\u2019", "'")
+        folded = _STRETCHED.sub(r"\1", text.casefold().replace("\u2019", "'"))  # "sooo" -> "so"
         return [_number(raw.replace("'", "")) for raw in _WORD.findall(folded)]
 
     def join_phrases(self, raw: Sequence[str]) -> list[str]:

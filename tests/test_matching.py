@@ -107,6 +107,9 @@ def _answered(reply: Reply) -> list[str]:
         ("HOW MUCH IS IT???", "pain-course-price"),
         ("   Where Is It?   ", "pain-course-location"),
         ("where's it held 📍", "pain-course-location"),
+        # letters stretched for emphasis, and spoken fillers
+        ("hmm sooo how muuuch is the masterclass pleeease", "pain-course-price"),
+        ("erm idk what the aftercare is tbh", "aftercare"),
         ("does it hurt 😬😬", "treatment-pain"),
         # one word
         ("cost", "pain-course-price"),
