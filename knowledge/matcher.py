@@ -96,7 +96,8 @@ _REQUEST = re.compile(
     re.I,
 )
 TOLD_WORDS = 4  # a clause this long that neither asks nor requests, beside one that does, tells
-_BACK = re.compile(r"\b(?:it|that|this|those|these|them|they)\b", re.I)  # refers to what was said
+_BACK = re.compile(r"\b(?:that|this|those|these)\b", re.I)  # a question referring back to what was said
+_NAMING = re.compile(r"^\s*(?:that|this|those|these|the)\b", re.I)  # "that microglia thing, is it proven?"
 _ASKING_WORD = re.compile(r"\b(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which)\b", re.I)
 
 
@@ -286,7 +287,7 @@ class Matcher:
         """The best few entries for the whole message (RERANK of them), best first: what `match`
         decides from, for diagnostics and benchmarks."""
         clauses = self._clause_words(text)
-        return self._rank(_whole(clauses), self._context(clauses))
+        return self._rank(_whole(clauses), self._context(clauses), _asking(clauses))
 
     def _clause_words(self, text: str) -> list[tuple[list[str], Role]]:
         """The words of each clause, marked True where the clause tells about the sender."""
@@ -303,12 +304,17 @@ class Matcher:
             )
         return frozenset(told - asked) if asked else frozenset()  # all told: nothing to weigh against
 
-    def _rank(self, words: Sequence[str], context: frozenset[str]) -> list[Match]:
+    def _rank(
+        self, words: Sequence[str], context: frozenset[str], asking: Sequence[str] | None = None
+    ) -> list[Match]:
+        """The best few entries for `words`, compared again as a sentence with `asking` (the
+        clauses that ask, when a story is told around them: a short phrasing found inside the
+        story says nothing) or with all of them."""
         query = {stem(word) for word in words if word not in self.language.stopwords}
         if not query:
             return []
         asked = (query - context) & self._askable | self._named(words)  # told words ask nothing
-        sentence = _sentence(words)
+        sentence = _sentence(asking or words)
         ranked: list[Match] = []
         for index, match, docs in self._first_pass(query, asked, context):
             phrasings = [self._doc_sentence[doc] for doc in docs] or self._sentences[index]
@@ -544,7 +550,7 @@ class Matcher:
         several = self._several(parts[:MAX_PARTS], context)
         if several:
             return Outcome("answer", tuple(several))
-        ranked = self._rank(_whole(clauses), context)
+        ranked = self._rank(_whole(clauses), context, _asking(clauses))
         if ranked and ranked[0].is_gap and ranked[0].score >= SUGGEST:
             return Outcome("gap", (ranked[0],))
         if ranked and _confident(ranked):
@@ -559,7 +565,7 @@ class Matcher:
     def _asked_alone_agrees(self, clauses: Sequence[tuple[list[str], Role]], top: Match) -> bool:
         """Whether the clauses that ask, read without the story told around them, confidently
         pick the same entry as the whole message."""
-        asking = [word for words, role in clauses if role != "tells" for word in words]
+        asking = _asking(clauses)
         if len(asking) == len(_whole(clauses)) or not self._meaningful(asking):
             return False
         alone = self._rank(asking, frozenset())
@@ -619,6 +625,11 @@ def _whole(clauses: Sequence[tuple[list[str], Role]]) -> list[str]:
     return [word for words, _ in clauses for word in words]
 
 
+def _asking(clauses: Sequence[tuple[list[str], Role]]) -> list[str]:
+    """The words of the clauses that ask, without those that tell."""
+    return [word for words, role in clauses if role != "tells" for word in words]
+
+
 def _parts(clauses: Sequence[tuple[list[str], Role]]) -> list[list[str]]:
     """Clauses (as words) gathered into questions: one that tells joins the next question, or the
     last one when none follows."""
@@ -674,7 +685,7 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
         elif questions and _states(clause):
             # ...unless the question after it asks about it: "that microglia thing, is it proven?"
             after = next((clauses[j][0] for j in questions if j > i), "")
-            role = "leads" if _BACK.search(after) else "tells"
+            role = "leads" if _BACK.search(after) or (after and _NAMING.match(clause)) else "tells"
         marked.append((clause, role))
     return marked
 
