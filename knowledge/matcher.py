@@ -75,10 +75,15 @@ SPELL_CACHE = 20_000  # typed words remembered with their correction
 _BREAK = re.compile(
     r"[?;!\n]+|(?<!\d)[.:](?!\d)|[\U0001F300-\U0001FAFF\u2600-\u27BF]+|\b(?:lol|lmao|haha+)\b", re.I
 )
-_JOIN = re.compile(r"(?<!\d),(?!\d)|&|\+|\b(?:and|also|plus|as well as|then)\b", re.I)
+_JOIN = re.compile(
+    r"(?<!\d),(?!\d)|&|\+|\b(?:and|also|plus|as well as|then)\b"
+    # "my manager wants to know | if the course is a full day": the question inside
+    r"|(?<=\bknow)\s+(?=(?:if|whether)\b)|(?<=\basking)\s+(?=(?:if|whether)\b)|(?<=\bwondering)\s+(?=(?:if|whether)\b)",
+    re.I,
+)
 _QUESTION = re.compile(
     r"^\s*(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which|is|are|do|does|did|can|"
-    r"could|will|would|should|shall|may|am|was|were|have|has|any)\b",
+    r"could|will|would|should|shall|may|am|was|were|have|has|any|if|whether)\b",
     re.I,
 )
 # Words before the name of the thing a question wants ("do I get a certificate?").
@@ -347,23 +352,36 @@ class Matcher:
         same, without a pass over thousands of entries."""
         weights = self._weights(query, context)
         total = sum(weights.values())
+        keyed = self._keyed(query, context)
         # Rarest words first; entries holding any of the first k are candidates. k grows until the
         # remaining (commonest) words could not lift any other entry above the fourth best.
         order = sorted(weights, key=lambda t: len(self._entry_postings.get(t, ())))
         k = max(1, sum(len(self._entry_postings.get(t, ())) <= self._common_df for t in order))
         while k < len(order):
             candidates = {index for t in order[:k] for index, _ in self._entry_postings.get(t, ())}
-            top = self._best(self._coverage(weights, candidates), weights, total, query, asked)
+            top = self._best(self._coverage(weights, candidates), weights, total, query, asked, keyed)
             held = sum(weights[t] for t in order[k:])
             if len(top) == RERANK and self._ceiling(held, total, math.inf) < top[-1][0]:
                 return [row[1:] for row in top]
             if k == len(order) - 1:  # one common word left: fill the top from its best entries
                 return [
-                    row[1:] for row in self._fill(top, order[-1], candidates, weights, total, query, asked)
+                    row[1:]
+                    for row in self._fill(top, order[-1], candidates, weights, total, query, asked, keyed)
                 ]
             k += 1
-        top = self._best(self._coverage(weights, None), weights, total, query, asked)
+        top = self._best(self._coverage(weights, None), weights, total, query, asked, keyed)
         return [row[1:] for row in top]
+
+    def _keyed(self, query: set[str], context: frozenset[str]) -> set[int]:
+        """The entries one of whose keywords is wholly in what the message asks (not in what the
+        sender tells about themselves: "I had Botox last year..." names no topic)."""
+        stated = query - context
+        return {
+            index
+            for term in stated
+            for index, keyword in self._keyword_postings.get(term, ())
+            if keyword <= stated
+        }
 
     def _weights(self, query: set[str], context: frozenset[str]) -> dict[str, float]:
         """How much each of the message's words says: rare across the FAQ says more; a word the
@@ -393,6 +411,7 @@ class Matcher:
         total: float,
         query: set[str],
         asked: set[str],
+        keyed: set[int],
     ) -> list[tuple[float, int, Match, list[int]]]:
         """Complete the top with entries holding only `term` of the message's words.
 
@@ -402,17 +421,12 @@ class Matcher:
         weight = weights[term]
         # Scored first, as their ceilings are not like the rest: those earning a keyword bonus, and
         # gaps (whose focus depends on more than the message's words).
-        special = {
-            index
-            for t in query
-            for index, keyword in self._keyword_postings.get(t, ())
-            if keyword <= query and index not in scored
-        }
+        special = keyed - scored
         special.update(index for index in self._gaps if term in self._bags[index] and index not in scored)
         rows = list(top)
         for index in special:
             light = min((w for _, terms, w in self._entry_docs[index] if term in terms), default=math.inf)
-            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked))
+            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked, keyed))
         rows = sorted(rows, reverse=True)[:RERANK]
         # An entry (not a gap) holding only `term` answers what is asked only if that is `term`.
         unfocused = FOCUS_PENALTY * (not asked <= {term})
@@ -422,7 +436,7 @@ class Matcher:
             ceiling = self._ceiling(weight, total, light) - KEYWORD_BONUS - unfocused
             if len(rows) >= RERANK and ceiling < rows[-1][0]:
                 break
-            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked))
+            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked, keyed))
             rows = sorted(rows, reverse=True)[:RERANK]
         return rows
 
@@ -474,6 +488,7 @@ class Matcher:
         total: float,
         query: set[str],
         asked: set[str],
+        keyed: set[int],
     ) -> list[tuple[float, int, Match, list[int]]]:
         """The RERANK best of the covered entries, best first, as (ranking, index, match, docs).
 
@@ -482,12 +497,6 @@ class Matcher:
         covering words of weight C (of the message's `total`) overlaps none of its documents by
         more than 2C / (total + max(C, w)), w being the weight of its lightest document that holds
         one of the message's words."""
-        keyed = {
-            index
-            for term in query
-            for index, keyword in self._keyword_postings.get(term, ())
-            if keyword <= query
-        }
         # What is asked must be answered: a price, a place, or a thing only a gap knows ("parking").
         # A gap holding that thing is focused whatever else is asked ("how much is Botox?"), and a
         # gap about a price only catches questions about a price.
@@ -509,7 +518,7 @@ class Matcher:
             gap_asks = self._gap_asks[index]
             required = unanswerable or asked if self._is_gap[index] else asked
             focused = required <= self._bags[index] and not (
-                gap_asks and not gap_asks & query and index not in keyed
+                gap_asks and not gap_asks <= query and index not in keyed
             )
             base = best_case - FOCUS_PENALTY * (not focused)
             if not focused and len(top) == RERANK:
