@@ -177,6 +177,7 @@ def test_a_negation_never_hides_another_red_flag(gate: SafetyGate, text: str, le
         ("my client's lips are swelling after meso what do i do", "emergency"),
         ("my mum had a bad reaction after her meso and collapsed", "emergency"),
         ("lips swelled up but now my throat feels tight", "emergency"),
+        ("there's a boil on my cheek since the meso", "urgent"),
     ],
 )
 def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> None:
@@ -202,6 +203,7 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "face was puffy yesterday but its gone down now",
         "i had a reaction to filler years ago, can i still have meso?",
         "can i go to the gym, will sweating affect it",
+        "how long do I boil an egg for a runny yolk",
     ],
 )
 def test_edge_cases_that_must_not_alarm(gate: SafetyGate, text: str) -> None:
