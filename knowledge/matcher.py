@@ -318,7 +318,9 @@ class Matcher:
         query = {stem(word) for word in words if word not in self.language.stopwords}
         if not query:
             return []
-        asked = (query - context) & self._askable | self._named(words)  # told words ask nothing
+        # Told words ask nothing ("where it needs to go"), except what only a gap knows: "my
+        # husband has diabetes, can he have it?" asks about diabetes.
+        asked = (query - context) & self._askable | query & self._unanswerable | self._named(words)
         sentence = _sentence(asking or words)
         ranked: list[Match] = []
         for index, match, docs in self._first_pass(query, asked, context):
