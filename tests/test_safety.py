@@ -178,6 +178,8 @@ def test_a_negation_never_hides_another_red_flag(gate: SafetyGate, text: str, le
         ("my mum had a bad reaction after her meso and collapsed", "emergency"),
         ("lips swelled up but now my throat feels tight", "emergency"),
         ("there's a boil on my cheek since the meso", "urgent"),
+        ("i think its anaphylaxis, my throat is closing", "emergency"),
+        ("anaphylaxis after the injections, help", "emergency"),
     ],
 )
 def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> None:
@@ -204,6 +206,7 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "i had a reaction to filler years ago, can i still have meso?",
         "can i go to the gym, will sweating affect it",
         "how long do I boil an egg for a runny yolk",
+        "Do I need first aid or anaphylaxis training before I start, or is it included?",
     ],
 )
 def test_edge_cases_that_must_not_alarm(gate: SafetyGate, text: str) -> None:
