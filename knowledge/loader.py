@@ -37,7 +37,7 @@ _ENTRY_FIELDS = dict.fromkeys(
     ("id", "audience", "question", "phrasings", "keywords", "answer", "source"), True
 ) | {"related": False}
 _COURSE_FIELDS = dict.fromkeys(("id", "name", "summary", "facts", "source", "entry_id"), True)
-_GAP_FIELDS = dict.fromkeys(("id", "topic", "question", "phrasings", "keywords"), True)
+_GAP_FIELDS = {**dict.fromkeys(("id", "topic", "question", "phrasings", "keywords"), True), "personal": False}
 
 Report = Callable[[str], None]
 
@@ -357,9 +357,18 @@ def _load_gaps(path: Path, context: _Context, entry_ids: set[str]) -> list[Gap]:
                 question=_text(raw, "question", report),
                 phrasings=tuple(_texts(raw, "phrasings", report)),
                 keywords=tuple(_texts(raw, "keywords", report)),
+                personal=_flag(raw, "personal", report),
             )
         )
     return gaps
+
+
+def _flag(item: Mapping[Any, Any], key: str, report: Report) -> bool:
+    value = item.get(key, False)
+    if not isinstance(value, bool):
+        report(f"{key}: must be true or false")
+        return False
+    return value
 
 
 def _load_courses(path: Path, context: _Context, entry_ids: set[str]) -> list[Course]:

@@ -243,6 +243,15 @@ class Matcher:
         }
         self._unanswerable = frozenset(gap_words - answerable)
         self._askable = language.focus | self._unanswerable
+        # ...and one about the sender's health asks it even where they tell ("I get keloid scars").
+        self._personal = self._unanswerable & {
+            term
+            for entry, keywords in zip(self.entries, self._keywords, strict=True)
+            if isinstance(entry, Gap) and entry.personal
+            for keyword in keywords
+            if len(keyword) == 1
+            for term in keyword
+        }
         # The index lives as long as the process and never changes: keep the garbage collector
         # from scanning it again and again (full collections over a large FAQ cost 100+ ms).
         gc.freeze()
@@ -318,9 +327,9 @@ class Matcher:
         query = {stem(word) for word in words if word not in self.language.stopwords}
         if not query:
             return []
-        # Told words ask nothing ("where it needs to go"), except what only a gap knows: "my
-        # husband has diabetes, can he have it?" asks about diabetes.
-        asked = (query - context) & self._askable | query & self._unanswerable | self._named(words)
+        # Told words ask nothing ("where it needs to go"), except the sender's health: "my husband
+        # has diabetes, can he have it?" asks about diabetes.
+        asked = (query - context) & self._askable | query & self._personal | self._named(words)
         sentence = _sentence(asking or words)
         ranked: list[Match] = []
         for index, match, docs in self._first_pass(query, asked, context):
@@ -566,7 +575,12 @@ class Matcher:
             return Outcome("gap", (ranked[0],))
         if ranked and _confident(ranked):
             return Outcome("answer", (ranked[0],))
-        if ranked and not ranked[0].is_gap and self._asked_alone_agrees(clauses, ranked[0]):
+        if (
+            ranked
+            and ranked[0].focused
+            and not ranked[0].is_gap
+            and self._asked_alone_agrees(clauses, ranked[0])
+        ):
             return Outcome("answer", (ranked[0],))
         candidates = [m for m in ranked if m.score >= SUGGEST and not m.is_gap][:MAX_SUGGESTIONS]
         if candidates:

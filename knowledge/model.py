@@ -43,6 +43,9 @@ class Gap:
     question: str
     phrasings: tuple[str, ...]
     keywords: tuple[str, ...] = ()
+    # About the sender's own health or body ("my husband has diabetes, can he have it?"): its
+    # keywords make a question about it even in what the sender tells about themselves.
+    personal: bool = False
 
 
 @dataclass(frozen=True)

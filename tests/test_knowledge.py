@@ -527,3 +527,12 @@ def test_a_gap_worded_like_an_entry_stops_start_up(tmp_path: Path) -> None:
         match=r"gaps.yaml: gap '[a-z-]+': 'what r the risks' reads the same as .* 'side-effects'",
     ):
         Brain.load(tmp_path)
+
+
+def test_a_gap_flag_must_be_true_or_false(copy_dir: Path) -> None:
+    gaps = (copy_dir / "gaps.yaml").read_text(encoding="utf-8")
+    (copy_dir / "gaps.yaml").write_text(gaps.replace("  personal: true", '  personal: "yes"', 1))
+    with pytest.raises(
+        KnowledgeError, match=r"gaps.yaml:\d+: gap 'suitability': personal: must be true or false"
+    ):
+        load_knowledge(copy_dir)

@@ -109,6 +109,8 @@ def _answered(reply: Reply) -> list[str]:
         # letters stretched for emphasis, and spoken fillers
         ("hmm sooo how muuuch is the masterclass pleeease", "pain-course-price"),
         ("erm idk what the aftercare is tbh", "aftercare"),
+        # ...while a past course, told before the question, is only context
+        ("I did a botox course last year. Is the pain masterclass hands on?", "pain-course-format"),
         ("does it hurt 😬😬", "treatment-pain"),
         # one word
         ("cost", "pain-course-price"),
@@ -222,7 +224,16 @@ def test_questions_the_documents_do_not_answer_get_an_honest_fallback(
 
 @pytest.mark.parametrize(
     "question",
-    ["can my dog come", "what's the weather", "does meso help acne scars", "is it safe", "tell me a joke"],
+    [
+        "can my dog come",
+        "what's the weather",
+        "does meso help acne scars",
+        "is it safe",
+        "tell me a joke",
+        # the sender's own health, told before the question, is what the question is about
+        "My husband has type 2 diabetes. Can he have mesotherapy for his back pain?",
+        "I get keloid scars easily. Will the needle marks scar?",
+    ],
 )
 def test_near_misses_get_no_confident_answer(brain: Brain, question: str) -> None:
     assert brain.reply(question).kind.value != "answer"
