@@ -207,6 +207,7 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "can i go to the gym, will sweating affect it",
         "how long do I boil an egg for a runny yolk",
         "Do I need first aid or anaphylaxis training before I start, or is it included?",
+        "does the course cover anaphylaxis and do I need basic life support before coming",
     ],
 )
 def test_edge_cases_that_must_not_alarm(gate: SafetyGate, text: str) -> None:
