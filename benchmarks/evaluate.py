@@ -1,6 +1,6 @@
 """Score the matcher on the labelled evaluation set: the figures the tests assert and the README reports.
 
-Usage: python -m benchmarks.evaluate [--split dev|test|all] [--show-misses] [--timing]
+Usage: python -m benchmarks.evaluate [--split dev|test|all] [--show-misses] [--timing] [--pools]
 
 The set is split in two so that tuning stays honest: the dev half (items at even positions of
 `answerable` and of `unanswerable`) is the one to tune on and to read misses from; the test half
@@ -21,6 +21,7 @@ from typing import Literal
 import yaml
 
 EVAL_FILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_eval.yaml"
+POOLS_FILE = Path(__file__).resolve().parent / "data" / "out_of_scope_pools.yaml"
 Split = Literal["dev", "test", "all"]
 SPLITS: tuple[Split, ...] = ("dev", "test", "all")
 
@@ -125,6 +126,15 @@ def unseen(data: dict) -> dict:
     }
 
 
+def pool_rates(decide: Decide, path: Path = POOLS_FILE) -> dict[str, tuple[int, int]]:
+    """Per out-of-scope pool: how many of its questions are answered confidently, of how many."""
+    pools = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {
+        name: (sum(decide(q)[0] == "answer" for q in questions), len(questions))
+        for name, questions in pools.items()
+    }
+
+
 def latency(data: dict, rounds: int = 5) -> tuple[float, float]:
     """Median and p99 milliseconds of one `Matcher.match` call, over every question of the set
     (`rounds` times each, after one warm-up pass), timed with time.perf_counter."""
@@ -151,12 +161,18 @@ def main() -> None:
     parser.add_argument("--split", choices=SPLITS, default="all", help="which half to score (default: all)")
     parser.add_argument("--show-misses", action="store_true", help="list misses (dev or all only)")
     parser.add_argument("--timing", action="store_true", help="also time the matcher (median, p99)")
+    parser.add_argument("--pools", action="store_true", help="also score the out-of-scope pools (tuned on)")
     args = parser.parse_args()
     data = split(load_eval(), args.split)
     decide = brain_decide()
     scores = score(decide, data)
     print(f"{args.split}: {scores.summary()}")
     print(f"{args.split}, unseen by the FAQ: {score(decide, unseen(data)).summary()}")
+    if args.pools:
+        for name, (answered, total) in pool_rates(decide).items():
+            print(
+                f"{name} out-of-scope pool: answered confidently {answered / total:.1%} ({answered}/{total})"
+            )
     if args.timing:
         median, p99 = latency(data)
         print(f"matcher latency: median {median:.3f} ms, p99 {p99:.3f} ms")
