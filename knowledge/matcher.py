@@ -76,7 +76,7 @@ _BREAK = re.compile(
     r"[?;!\n]+|(?<!\d)[.:](?!\d)|[\U0001F300-\U0001FAFF\u2600-\u27BF]+|\b(?:lol|lmao|haha+)\b", re.I
 )
 _JOIN = re.compile(
-    r"(?<!\d),(?!\d)|&|\+|\b(?:and|also|plus|as well as|then)\b"
+    r"(?<!\d),(?!\d)|&|\+|\b(?:and|n|also|plus|as well as|then)\b"
     # "my manager wants to know | if the course is a full day": the question inside
     r"|(?<=\bknow)\s+(?=(?:if|whether)\b)|(?<=\basking)\s+(?=(?:if|whether)\b)|(?<=\bwondering)\s+(?=(?:if|whether)\b)",
     re.I,
@@ -178,7 +178,7 @@ class Matcher:
             if isinstance(entry, Entry):  # the answer's figures: "is it £600?", "is it 9 to 5?"
                 bag.update(word for word in language.raw_words(entry.answer) if not word.isalpha())
             bags.append(frozenset(bag))
-        _refuse_clashes(read_as)
+        _refuse_clashes(read_as, language)
         self._bags = bags
         df: dict[str, int] = defaultdict(int)
         for bag in bags:
@@ -330,6 +330,7 @@ class Matcher:
         # Told words ask nothing ("where it needs to go"), except the sender's health: "my husband
         # has diabetes, can he have it?" asks about diabetes.
         asked = (query - context) & self._askable | query & self._personal | self._named(words)
+        asked -= self._likened(words)
         sentence = _sentence(asking or words)
         ranked: list[Match] = []
         for index, match, docs in self._first_pass(query, asked, context):
@@ -340,6 +341,12 @@ class Matcher:
             ranked.append(Match(match.entry, score, match.fit, match.coverage, match.focused))
         ranked.sort(key=lambda m: m.score, reverse=True)
         return ranked
+
+    def _likened(self, words: Sequence[str]) -> set[str]:
+        """What a question compares with rather than asks about: "is it like Botox?" asks what
+        mesotherapy is; "is it better than Botox?" still asks about Botox."""
+        likened = {stem(after) for word, after in zip(words, words[1:], strict=False) if word == "like"}
+        return likened & self._unanswerable
 
     def _named(self, words: Sequence[str]) -> set[str]:
         """What a question names as the thing it wants: "how many injections" is not answered by
@@ -620,10 +627,18 @@ class Matcher:
         return any(stem(word) in self._idf for word in words if word not in self.language.stopwords)
 
 
-def _refuse_clashes(read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]]) -> None:
-    """A known gap worded, once folded, exactly like an entry's question or phrasing would make
-    the bot both answer and not answer that question: refuse to start."""
+def _refuse_clashes(read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]], language: Language) -> None:
+    """Refuse to start where a known gap would claim a question an entry answers: a gap phrasing
+    that reads, once folded, exactly like an entry's question or phrasing; or a gap keyword all of
+    whose words are in one ("practise on" is just "practice" once folded: every question about
+    hands-on practice would be about the gap)."""
     problems = []
+    entry_docs = [
+        (terms, entry, text)
+        for terms, owners in read_as.items()
+        for entry, text in owners
+        if terms and isinstance(entry, Entry)
+    ]
     for terms, owners in read_as.items():
         entries = [(entry, text) for entry, text in owners if isinstance(entry, Entry)]
         if not terms or not entries:
@@ -634,6 +649,19 @@ def _refuse_clashes(read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]]
                 problems.append(
                     f"gaps.yaml: gap {gap.id!r}: {text!r} reads the same as {twin!r} of entry {entry.id!r} "
                     "in faq.yaml once folded: reword or remove one"
+                )
+    gaps = {gap.id: gap for owners in read_as.values() for gap, _ in owners if isinstance(gap, Gap)}
+    for gap in gaps.values():
+        for keyword in gap.keywords:
+            words = frozenset(language.terms(keyword))
+            clash = next(
+                ((entry, text) for terms, entry, text in entry_docs if words and words <= terms), None
+            )
+            if clash is not None:
+                entry, text = clash
+                problems.append(
+                    f"gaps.yaml: gap {gap.id!r}: keyword {keyword!r} is all in {text!r} "
+                    f"of entry {entry.id!r} in faq.yaml once folded: it would claim that question"
                 )
     if problems:
         raise KnowledgeError("\n".join(problems))

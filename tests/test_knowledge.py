@@ -536,3 +536,15 @@ def test_a_gap_flag_must_be_true_or_false(copy_dir: Path) -> None:
         KnowledgeError, match=r"gaps.yaml:\d+: gap 'suitability': personal: must be true or false"
     ):
         load_knowledge(copy_dir)
+
+
+def test_a_gap_keyword_inside_an_entry_phrasing_stops_start_up(tmp_path: Path) -> None:
+    for path in KNOWLEDGE_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    gaps = (tmp_path / "gaps.yaml").read_text(encoding="utf-8")
+    # "practise on" folds to the bare word practice: it would claim "is there hands on practice?"
+    (tmp_path / "gaps.yaml").write_text(gaps.replace("keywords: [", "keywords: [practise on, ", 1))
+    with pytest.raises(
+        KnowledgeError, match=r"keyword 'practise on' is all in .* of entry 'pain-course-format'"
+    ):
+        Brain.load(tmp_path)

@@ -111,6 +111,9 @@ def _answered(reply: Reply) -> list[str]:
         ("erm idk what the aftercare is tbh", "aftercare"),
         # ...while a past course, told before the question, is only context
         ("I did a botox course last year. Is the pain masterclass hands on?", "pain-course-format"),
+        # a comparison names no topic of its own; "do you numb it" is not "which numbing cream"
+        ("are the results instant like fillers", "results-timing"),
+        ("do u use numbing cream", "treatment-procedure"),
         ("does it hurt 😬😬", "treatment-pain"),
         # one word
         ("cost", "pain-course-price"),
@@ -157,6 +160,7 @@ def test_answers(brain: Brain, question: str, expected: str) -> None:
         ("price and where is it?", ["pain-course-price", "pain-course-location"]),
         ("how much is it and where is it held?", ["pain-course-price", "pain-course-location"]),
         ("what's the address and what time does it start?", ["pain-course-location", "pain-course-hours"]),
+        ("whats the address n what time does it start", ["pain-course-location", "pain-course-hours"]),
         ("does it hurt? are there any side effects?", ["treatment-pain", "side-effects"]),
         ("what needle size and how many ml per point?", ["technique-needle", "technique-volume"]),
         (
