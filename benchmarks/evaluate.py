@@ -22,6 +22,7 @@ import yaml
 
 EVAL_FILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_eval.yaml"
 POOLS_FILE = Path(__file__).resolve().parent / "data" / "out_of_scope_pools.yaml"
+ANSWERABLE_POOL_FILE = Path(__file__).resolve().parent / "data" / "answerable_pool.yaml"
 Split = Literal["dev", "test", "all"]
 SPLITS: tuple[Split, ...] = ("dev", "test", "all")
 
@@ -173,6 +174,12 @@ def main() -> None:
             print(
                 f"{name} out-of-scope pool: answered confidently {answered / total:.1%} ({answered}/{total})"
             )
+        pool = yaml.safe_load(ANSWERABLE_POOL_FILE.read_text(encoding="utf-8"))["answerable"]
+        found = score(decide, {"answerable": pool, "unanswerable": []})
+        print(
+            f"answerable pool: top-1 {found.top1_rate:.1%} ({found.top1}/{found.answerable}), "
+            f"answered or suggested {found.suggest_recall:.1%}"
+        )
     if args.timing:
         median, p99 = latency(data)
         print(f"matcher latency: median {median:.3f} ms, p99 {p99:.3f} ms")
