@@ -516,16 +516,32 @@ def test_gaps_are_loaded_and_share_the_id_space(copy_dir: Path) -> None:
         load_knowledge(copy_dir)
 
 
-def test_a_gap_worded_like_an_entry_stops_start_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("find", "replace", "problem"),
+    [
+        # Folded, "what r the risks" is the side-effects entry's "risks": answered and not answered.
+        (
+            "phrasings: [",
+            "phrasings: [what r the risks, ",
+            r"'what r the risks' reads the same as .* 'side-effects'",
+        ),
+        # "practise on" folds to the bare word practice: it would claim "is there hands on practice?"
+        (
+            "keywords: [",
+            "keywords: [practise on, ",
+            r"keyword 'practise on' is all in .* 'pain-course-format'",
+        ),
+    ],
+    ids=["phrasing", "keyword"],
+)
+def test_a_gap_that_would_claim_an_entrys_question_stops_start_up(
+    tmp_path: Path, find: str, replace: str, problem: str
+) -> None:
     for path in KNOWLEDGE_DIR.glob("*.yaml"):
         shutil.copy(path, tmp_path / path.name)
     gaps = (tmp_path / "gaps.yaml").read_text(encoding="utf-8")
-    # Folded, "what r the risks" is the side-effects entry's "risks": answered and not answered.
-    (tmp_path / "gaps.yaml").write_text(gaps.replace("phrasings: [", "phrasings: [what r the risks, ", 1))
-    with pytest.raises(
-        KnowledgeError,
-        match=r"gaps.yaml: gap '[a-z-]+': 'what r the risks' reads the same as .* 'side-effects'",
-    ):
+    (tmp_path / "gaps.yaml").write_text(gaps.replace(find, replace, 1))
+    with pytest.raises(KnowledgeError, match=r"gaps.yaml: gap '[a-z-]+': " + problem):
         Brain.load(tmp_path)
 
 
@@ -536,15 +552,3 @@ def test_a_gap_flag_must_be_true_or_false(copy_dir: Path) -> None:
         KnowledgeError, match=r"gaps.yaml:\d+: gap 'suitability': personal: must be true or false"
     ):
         load_knowledge(copy_dir)
-
-
-def test_a_gap_keyword_inside_an_entry_phrasing_stops_start_up(tmp_path: Path) -> None:
-    for path in KNOWLEDGE_DIR.glob("*.yaml"):
-        shutil.copy(path, tmp_path / path.name)
-    gaps = (tmp_path / "gaps.yaml").read_text(encoding="utf-8")
-    # "practise on" folds to the bare word practice: it would claim "is there hands on practice?"
-    (tmp_path / "gaps.yaml").write_text(gaps.replace("keywords: [", "keywords: [practise on, ", 1))
-    with pytest.raises(
-        KnowledgeError, match=r"keyword 'practise on' is all in .* of entry 'pain-course-format'"
-    ):
-        Brain.load(tmp_path)
