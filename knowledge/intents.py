@@ -46,7 +46,20 @@ class BookingIntent:
 
 
 def _alternatives(text: str) -> str:
-    return "|".join(part.strip() for part in text.split("|") if part.strip())
+    """A folded YAML list of alternatives as one: the spaces line folding leaves around its
+    top-level "|" go; those inside a group ("get (?:a |one )?place") stay."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        escaped = i > 0 and text[i - 1] == "\\"
+        if char == "(" and not escaped:
+            depth += 1
+        elif char == ")" and not escaped:
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return "|".join(part.strip() for part in parts if part.strip())
 
 
 def _compile(pattern: str, path: Path) -> re.Pattern[str]:
