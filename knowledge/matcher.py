@@ -329,7 +329,7 @@ class Matcher:
             return []
         # Told words ask nothing ("where it needs to go"), except the sender's health: "my husband
         # has diabetes, can he have it?" asks about diabetes.
-        asked = (query - context) & self._askable | query & self._personal | self._named(words)
+        asked = (query - context) & self._askable | query & self._personal | self._named(asking or words)
         asked -= self._likened(words)
         sentence = _sentence(asking or words)
         ranked: list[Match] = []

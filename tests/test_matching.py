@@ -114,6 +114,9 @@ def _answered(reply: Reply) -> list[str]:
         # a comparison names no topic of its own; "do you numb it" is not "which numbing cream"
         ("are the results instant like fillers", "results-timing"),
         ("do u use numbing cream", "treatment-procedure"),
+        # "getting my ears pierced" is told, not what the question names; gym training is not the course
+        ("I hate needles, getting my ears pierced was awful. Does mesotherapy hurt?", "treatment-pain"),
+        ("I go to the gym most days. After mesotherapy do I need to take a break from training?", "aftercare"),
         ("does it hurt 😬😬", "treatment-pain"),
         # one word
         ("cost", "pain-course-price"),
