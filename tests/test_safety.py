@@ -180,6 +180,8 @@ def test_a_negation_never_hides_another_red_flag(gate: SafetyGate, text: str, le
         ("there's a boil on my cheek since the meso", "urgent"),
         ("i think its anaphylaxis, my throat is closing", "emergency"),
         ("anaphylaxis after the injections, help", "emergency"),
+        ("i nearly fainted after the meso injections", "emergency"),
+        ("i fainted after the injections", "emergency"),
     ],
 )
 def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> None:
@@ -208,6 +210,7 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "how long do I boil an egg for a runny yolk",
         "Do I need first aid or anaphylaxis training before I start, or is it included?",
         "does the course cover anaphylaxis and do I need basic life support before coming",
+        "I'm a wimp, I nearly fainted getting my ears pierced. Does mesotherapy hurt?",
     ],
 )
 def test_edge_cases_that_must_not_alarm(gate: SafetyGate, text: str) -> None:
