@@ -102,6 +102,7 @@ _REQUEST = re.compile(
 )
 TOLD_WORDS = 4  # a clause this long that neither asks nor requests, beside one that does, tells
 _BACK = re.compile(r"\b(?:that|this|those|these)\b", re.I)  # a question referring back to what was said
+_POINTS_BACK = frozenset({"it", "its", "them", "they", "this", "that", "those", "these"})
 _NAMING = re.compile(r"^\s*(?:that|this|those|these|the)\b", re.I)  # "that microglia thing, is it proven?"
 _ASKING_WORD = re.compile(r"\b(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which)\b", re.I)
 
@@ -573,7 +574,7 @@ class Matcher:
         """Decide: answer (one or several questions), a known gap, suggest, or none."""
         clauses = self._clause_words(text)
         context = self._context(clauses)
-        parts = [part for part in _parts(clauses) if self._meaningful(part)]
+        parts = self._questions(_parts(clauses))
         several = self._several(parts[:MAX_PARTS], context)
         if several:
             return Outcome("answer", tuple(several))
@@ -602,6 +603,19 @@ class Matcher:
             return False
         alone = self._rank(asking, frozenset())
         return bool(alone) and alone[0].entry.id == top.entry.id and _confident(alone)
+
+    def _questions(self, parts: Sequence[list[str]]) -> list[list[str]]:
+        """The parts that ask something. One that only points back ("when do I get the pack, and
+        what's in it?") asks about what the part before it named."""
+        questions: list[list[str]] = []
+        for part in parts:
+            if self._meaningful(part):
+                questions.append(list(part))
+            elif questions and _POINTS_BACK.intersection(part):
+                named = [w for w in questions[-1] if w not in self.language.stopwords]
+                named = [w for w in named if stem(w) not in self.language.focus and not _ASKING_WORD.match(w)]
+                questions.append([*part, *named])
+        return questions
 
     def _several(self, parts: Sequence[list[str]], context: frozenset[str]) -> list[Match]:
         """Confident answers to the questions of a several-part message, in the order asked, or

@@ -116,7 +116,7 @@ def _answered(reply: Reply) -> list[str]:
         ("do u use numbing cream", "treatment-procedure"),
         # "getting my ears pierced" is told, not what the question names; gym training is not the course
         ("I hate needles, getting my ears pierced was awful. Does mesotherapy hurt?", "treatment-pain"),
-        ("I go to the gym most days. After mesotherapy do I need to take a break from training?", "aftercare"),
+        ("I go to the gym a lot. After mesotherapy do I need to take a break from training?", "aftercare"),
         ("does it hurt 😬😬", "treatment-pain"),
         # one word
         ("cost", "pain-course-price"),
@@ -164,6 +164,11 @@ def test_answers(brain: Brain, question: str, expected: str) -> None:
         ("how much is it and where is it held?", ["pain-course-price", "pain-course-location"]),
         ("what's the address and what time does it start?", ["pain-course-location", "pain-course-hours"]),
         ("whats the address n what time does it start", ["pain-course-location", "pain-course-hours"]),
+        # a part that only points back asks about what the part before it named
+        (
+            "when do I get the learning pack and what's in it?",
+            ["pain-course-learning-pack-delivery", "pain-course-learning-pack-contents"],
+        ),
         ("does it hurt? are there any side effects?", ["treatment-pain", "side-effects"]),
         ("what needle size and how many ml per point?", ["technique-needle", "technique-volume"]),
         (
