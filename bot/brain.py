@@ -16,7 +16,7 @@ from bot.replies import Choice, Kind, Reply
 from knowledge.intents import BookingIntent
 from knowledge.language import Language
 from knowledge.loader import load_knowledge
-from knowledge.matcher import Matcher, Outcome, split_questions
+from knowledge.matcher import Matcher, Outcome, refuse_clashes, split_questions
 from knowledge.model import Entry, Knowledge
 from knowledge.safety import SafetyGate
 
@@ -42,6 +42,7 @@ class Brain:
         language = Language.load(directory / "language.yaml") if directory else Language.load()
         safety = SafetyGate.load(directory / "red_flags.yaml") if directory else SafetyGate.load()
         booking = BookingIntent.load(directory / "intents.yaml") if directory else BookingIntent.load()
+        refuse_clashes(knowledge.entries + knowledge.gaps, language)
         matcher = Matcher(knowledge.entries + knowledge.gaps, language)
         return cls(knowledge, matcher, safety, booking)
 

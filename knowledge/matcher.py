@@ -155,7 +155,6 @@ class Matcher:
         self._gap_asks: list[frozenset[str]] = []  # per gap: the focus words its question asks about
         bags: list[frozenset[str]] = []
         typed: set[str] = set()
-        read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]] = defaultdict(list)
         for entry in self.entries:
             asks = frozenset(language.terms(entry.question)) & language.focus
             self._gap_asks.append(asks if isinstance(entry, Gap) else frozenset())
@@ -165,7 +164,6 @@ class Matcher:
             for text in (entry.question, *entry.phrasings):
                 typed.update(language.raw_words(text))
                 terms = frozenset(language.terms(text))
-                read_as[terms].append((entry, text))
                 if terms:
                     doc_terms[-1].append((len(self._doc_sentence), terms))
                     self._doc_sentence.append(_sentence(language.words(text)))
@@ -179,7 +177,6 @@ class Matcher:
             if isinstance(entry, Entry):  # the answer's figures: "is it £600?", "is it 9 to 5?"
                 bag.update(word for word in language.raw_words(entry.answer) if not word.isalpha())
             bags.append(frozenset(bag))
-        _refuse_clashes(read_as, language)
         self._bags = bags
         df: dict[str, int] = defaultdict(int)
         for bag in bags:
@@ -641,36 +638,32 @@ class Matcher:
         return any(stem(word) in self._idf for word in words if word not in self.language.stopwords)
 
 
-def _refuse_clashes(read_as: dict[frozenset[str], list[tuple[Entry | Gap, str]]], language: Language) -> None:
+def refuse_clashes(entries: Sequence[Entry | Gap], language: Language) -> None:
     """Refuse to start where a known gap would claim a question an entry answers: a gap phrasing
     that reads, once folded, exactly like an entry's question or phrasing; or a gap keyword all of
     whose words are in one ("practise on" is just "practice" once folded: every question about
-    hands-on practice would be about the gap)."""
+    hands-on practice would be about the gap). Run on the curated knowledge at load."""
+    entry_docs: dict[frozenset[str], tuple[Entry, str]] = {}
+    for entry in entries:
+        if isinstance(entry, Entry):
+            for text in (entry.question, *entry.phrasings):
+                terms = frozenset(language.terms(text))
+                if terms:
+                    entry_docs.setdefault(terms, (entry, text))
     problems = []
-    entry_docs = [
-        (terms, entry, text)
-        for terms, owners in read_as.items()
-        for entry, text in owners
-        if terms and isinstance(entry, Entry)
-    ]
-    for terms, owners in read_as.items():
-        entries = [(entry, text) for entry, text in owners if isinstance(entry, Entry)]
-        if not terms or not entries:
+    for gap in entries:
+        if not isinstance(gap, Gap):
             continue
-        for gap, text in owners:
-            if isinstance(gap, Gap):
-                entry, twin = entries[0]
+        for text in (gap.question, *gap.phrasings):
+            twin = entry_docs.get(frozenset(language.terms(text)))
+            if twin is not None:
                 problems.append(
-                    f"gaps.yaml: gap {gap.id!r}: {text!r} reads the same as {twin!r} of entry {entry.id!r} "
-                    "in faq.yaml once folded: reword or remove one"
+                    f"gaps.yaml: gap {gap.id!r}: {text!r} reads the same as {twin[1]!r} of entry "
+                    f"{twin[0].id!r} in faq.yaml once folded: reword or remove one"
                 )
-    gaps = {gap.id: gap for owners in read_as.values() for gap, _ in owners if isinstance(gap, Gap)}
-    for gap in gaps.values():
         for keyword in gap.keywords:
             words = frozenset(language.terms(keyword))
-            clash = next(
-                ((entry, text) for terms, entry, text in entry_docs if words and words <= terms), None
-            )
+            clash = next((owner for terms, owner in entry_docs.items() if words and words <= terms), None)
             if clash is not None:
                 entry, text = clash
                 problems.append(
