@@ -37,7 +37,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
@@ -110,6 +110,16 @@ _ASKING_WORD = re.compile(r"\b(?:what|whats|how|hows|where|wheres|when|whens|who
 # What a clause does: asks; tells (about the sender, or a story around the question: context,
 # weighed less); or leads into the question after it ("that microglia thing, is it proven?").
 Role = Literal["asks", "tells", "leads"]
+
+
+class _Scoring(NamedTuple):
+    """One message as the first pass scores it."""
+
+    query: set[str]  # its meaningful words
+    asked: set[str]  # what it asks for: a focus word, a thing only a gap knows, the thing it names
+    weights: dict[str, float]  # how much each word says
+    total: float  # the weight of the whole message
+    keyed: set[int]  # the entries one of whose keywords it asks with
 
 
 @dataclass(frozen=True)
@@ -366,27 +376,27 @@ class Matcher:
         common words (in a large FAQ, "mesotherapy" is in most entries) are skipped when even a
         perfect fit on those words could not beat the best found (MaxScore): the result is the
         same, without a pass over thousands of entries."""
-        weights = self._weights(query, context)
-        total = sum(weights.values())
-        keyed = self._keyed(query, context)
+        message = self._scoring(query, asked, context)
+        weights, total = message.weights, message.total
         # Rarest words first; entries holding any of the first k are candidates. k grows until the
         # remaining (commonest) words could not lift any other entry above the fourth best.
         order = sorted(weights, key=lambda t: len(self._entry_postings.get(t, ())))
         k = max(1, sum(len(self._entry_postings.get(t, ())) <= self._common_df for t in order))
         while k < len(order):
             candidates = {index for t in order[:k] for index, _ in self._entry_postings.get(t, ())}
-            top = self._best(self._coverage(weights, candidates), weights, total, query, asked, keyed)
+            top = self._best(self._coverage(weights, candidates), message)
             held = sum(weights[t] for t in order[k:])
             if len(top) == RERANK and self._ceiling(held, total, math.inf) < top[-1][0]:
                 return [row[1:] for row in top]
             if k == len(order) - 1:  # one common word left: fill the top from its best entries
-                return [
-                    row[1:]
-                    for row in self._fill(top, order[-1], candidates, weights, total, query, asked, keyed)
-                ]
+                return [row[1:] for row in self._fill(top, order[-1], candidates, message)]
             k += 1
-        top = self._best(self._coverage(weights, None), weights, total, query, asked, keyed)
+        top = self._best(self._coverage(weights, None), message)
         return [row[1:] for row in top]
+
+    def _scoring(self, query: set[str], asked: set[str], context: frozenset[str]) -> _Scoring:
+        weights = self._weights(query, context)
+        return _Scoring(query, asked, weights, sum(weights.values()), self._keyed(query, context))
 
     def _keyed(self, query: set[str], context: frozenset[str]) -> set[int]:
         """The entries one of whose keywords is wholly in what the message asks (not in what the
@@ -423,36 +433,32 @@ class Matcher:
         top: list[tuple[float, int, Match, list[int]]],
         term: str,
         scored: set[int],
-        weights: dict[str, float],
-        total: float,
-        query: set[str],
-        asked: set[str],
-        keyed: set[int],
+        message: _Scoring,
     ) -> list[tuple[float, int, Match, list[int]]]:
         """Complete the top with entries holding only `term` of the message's words.
 
         They all cover the same weight, and their best phrasing is their lightest one holding the
         word, by which postings are sorted: so, apart from the few that earn a keyword bonus
         (scored first), the first entry that cannot beat the fourth best ends the search."""
-        weight = weights[term]
+        weight = message.weights[term]
         # Scored first, as their ceilings are not like the rest: those earning a keyword bonus, and
         # gaps (whose focus depends on more than the message's words).
-        special = keyed - scored
+        special = message.keyed - scored
         special.update(index for index in self._gaps if term in self._bags[index] and index not in scored)
         rows = list(top)
         for index in special:
             light = min((w for _, terms, w in self._entry_docs[index] if term in terms), default=math.inf)
-            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked, keyed))
+            rows.extend(self._best({index: (weight, light)}, message))
         rows = sorted(rows, reverse=True)[:RERANK]
         # An entry (not a gap) holding only `term` answers what is asked only if that is `term`.
-        unfocused = FOCUS_PENALTY * (not asked <= {term})
+        unfocused = FOCUS_PENALTY * (not message.asked <= {term})
         for index, light in self._entry_postings[term]:
             if index in scored or index in special:
                 continue
-            ceiling = self._ceiling(weight, total, light) - KEYWORD_BONUS - unfocused
+            ceiling = self._ceiling(weight, message.total, light) - KEYWORD_BONUS - unfocused
             if len(rows) >= RERANK and ceiling < rows[-1][0]:
                 break
-            rows.extend(self._best({index: (weight, light)}, weights, total, query, asked, keyed))
+            rows.extend(self._best({index: (weight, light)}, message))
             rows = sorted(rows, reverse=True)[:RERANK]
         return rows
 
@@ -500,11 +506,7 @@ class Matcher:
     def _best(
         self,
         covered: dict[int, tuple[float, float]],
-        weights: dict[str, float],
-        total: float,
-        query: set[str],
-        asked: set[str],
-        keyed: set[int],
+        message: _Scoring,
     ) -> list[tuple[float, int, Match, list[int]]]:
         """The RERANK best of the covered entries, best first, as (ranking, index, match, docs).
 
@@ -516,6 +518,7 @@ class Matcher:
         # What is asked must be answered: a price, a place, or a thing only a gap knows ("parking").
         # A gap holding that thing is focused whatever else is asked ("how much is Botox?"), and a
         # gap about a price only catches questions about a price.
+        query, asked, weights, total, keyed = message
         unanswerable = asked & self._unanswerable
         bounds = []
         for index, (cover, light) in covered.items():

@@ -334,11 +334,8 @@ def test_pruning_gives_exactly_the_full_ranking_on_a_large_faq(brain: Brain) -> 
     big = Matcher([*knowledge.entries, *copies, *knowledge.gaps], brain.matcher.language)
 
     def everything(self, query, asked, context):
-        weights = self._weights(query, context)
-        total = sum(weights.values())
-        keyed = self._keyed(query, context)
-        covered = self._coverage(weights, None)
-        return [row[1:] for row in self._best(covered, weights, total, query, asked, keyed)]
+        message = self._scoring(query, asked, context)
+        return [row[1:] for row in self._best(self._coverage(message.weights, None), message)]
 
     data = load_eval()
     questions = [item["q"] for item in data["answerable"]] + list(data["unanswerable"])
