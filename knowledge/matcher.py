@@ -21,11 +21,15 @@ Honesty rules sit on top of the score, because a confident wrong answer is worse
   an honest "I don't know", and a gap about a price only catches questions about a price;
 - an answer needs a clear lead over the next entry and must explain most of the message.
 
-A message may hold several questions ("price and where is it?"): it is cut into clauses at ? ! ;
-and full stops, and at commas and conjunctions that do not merely go on with what a question asks
-("do you teach aftercare and treatment plans?" is one question). Each part is matched alone. What
-the sender says about themselves ("I'm a physio, ...") is read with the question after it, its own
-words weighed less. Matching is fast: postings, a bounded first pass, rapidfuzz on a few only.
+A message may hold several questions ("price and where is it?"): it is cut into clauses at ? ! ; :
+full stops, "lol" and emoji, and at commas and conjunctions that do not merely go on with what a
+question asks ("do you teach aftercare and treatment plans?" is one question). Each part is matched
+alone. What the sender tells around the question ("I'm a physio, ...", "going on holiday next week,
+is sun ok?") is context: read with it, weighed less, asking nothing, unless it is about their own
+health ("my husband has diabetes, can he have it?") or the question points back to it ("that
+microglia thing, is it proven?"). When the whole message only earns a "did you mean", the question
+read without that story may still settle it. Matching is fast: postings, a bounded first pass,
+rapidfuzz on a few only.
 """
 
 from __future__ import annotations
