@@ -613,13 +613,26 @@ class Matcher:
         what's in it?") asks about what the part before it named."""
         questions: list[list[str]] = []
         for part in parts:
-            if self._meaningful(part):
+            if questions and self._example(part) and _ASKING_WORD.search(" ".join(questions[-1])):
+                questions[-1] = [*questions[-1], *part]  # "how long for? a month, a year?"
+            elif self._meaningful(part):
                 questions.append(list(part))
             elif questions and _POINTS_BACK.intersection(part):
                 named = [w for w in questions[-1] if w not in self.language.stopwords]
                 named = [w for w in named if stem(w) not in self.language.focus and not _ASKING_WORD.match(w)]
                 questions.append([*part, *named])
         return questions
+
+    def _example(self, words: Sequence[str]) -> bool:
+        """A fragment offered as an example answer ("a month", "weekly"): not put as a question,
+        and one or two words that name nothing asked for."""
+        terms = [stem(w) for w in words if w not in self.language.stopwords]
+        return (
+            0 < len(terms) <= 2
+            and not _ASKING_WORD.search(" ".join(words))
+            and not _QUESTION.match(" ".join(words))
+            and not set(terms) & self._askable
+        )
 
     def _several(self, parts: Sequence[list[str]], context: frozenset[str]) -> list[Match]:
         """Confident answers to the questions of a several-part message, in the order asked, or

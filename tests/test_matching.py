@@ -246,6 +246,8 @@ def test_questions_the_documents_do_not_answer_get_an_honest_fallback(
         # the sender's own health, told before the question, is what the question is about
         "My husband has type 2 diabetes. Can he have mesotherapy for his back pain?",
         "I get keloid scars easily. Will the needle marks scar?",
+        # example answers offered after a question are not questions of their own
+        "how long do we get post-course support for? a month, a year?",
     ],
 )
 def test_near_misses_get_no_confident_answer(brain: Brain, question: str) -> None:
