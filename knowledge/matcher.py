@@ -245,28 +245,24 @@ class Matcher:
         answerable = set().union(
             *(bag for entry, bag in zip(self.entries, bags, strict=True) if isinstance(entry, Entry))
         )
-        gap_words = {
-            term
-            for entry, keywords in zip(self.entries, self._keywords, strict=True)
-            if isinstance(entry, Gap)
-            for keyword in keywords
-            if len(keyword) == 1
-            for term in keyword
-        }
-        self._unanswerable = frozenset(gap_words - answerable)
+        self._unanswerable = frozenset(self._gap_words(personal_only=False) - answerable)
         self._askable = language.focus | self._unanswerable
         # ...and one about the sender's health asks it even where they tell ("I get keloid scars").
-        self._personal = self._unanswerable & {
-            term
-            for entry, keywords in zip(self.entries, self._keywords, strict=True)
-            if isinstance(entry, Gap) and entry.personal
-            for keyword in keywords
-            if len(keyword) == 1
-            for term in keyword
-        }
+        self._personal = self._unanswerable & self._gap_words(personal_only=True)
         # The index lives as long as the process and never changes: keep the garbage collector
         # from scanning it again and again (full collections over a large FAQ cost 100+ ms).
         gc.freeze()
+
+    def _gap_words(self, personal_only: bool) -> set[str]:
+        """The one-word keywords of the gaps (of those marked personal only, if asked)."""
+        return {
+            term
+            for entry, keywords in zip(self.entries, self._keywords, strict=True)
+            if isinstance(entry, Gap) and (entry.personal or not personal_only)
+            for keyword in keywords
+            if len(keyword) == 1
+            for term in keyword
+        }
 
     # -- words ----------------------------------------------------------------------------------
 
