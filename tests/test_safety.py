@@ -182,6 +182,9 @@ def test_a_negation_never_hides_another_red_flag(gate: SafetyGate, text: str, le
         ("anaphylaxis after the injections, help", "emergency"),
         ("i nearly fainted after the meso injections", "emergency"),
         ("i fainted after the injections", "emergency"),
+        ("anaphylaxis after the training session injections, help", "emergency"),
+        ("throat closing after the demo injections at the training. please help!!", "emergency"),
+        ("are the injections very painful? mine are, 2 days on", "urgent"),
     ],
 )
 def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> None:
@@ -211,6 +214,10 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "Do I need first aid or anaphylaxis training before I start, or is it included?",
         "does the course cover anaphylaxis and do I need basic life support before coming",
         "I'm a wimp, I nearly fainted getting my ears pierced. Does mesotherapy hurt?",
+        "does the training cover anaphylaxis? it would really help",
+        "Treatment is very painful? I am scared a little",
+        "Are the injections very painful?",
+        "is the treatment painful? mine was fine",
     ],
 )
 def test_edge_cases_that_must_not_alarm(gate: SafetyGate, text: str) -> None:
