@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz, process
 
+from knowledge import english
 from knowledge.yamlfile import KnowledgeError, LineDict, load_yaml
 
 DEFAULT_PATH = Path(__file__).with_name("red_flags.yaml")
@@ -424,7 +425,13 @@ class _Normaliser:
         self.cache: dict[str, tuple[str, ...]] = {}
 
     def is_known(self, token: str) -> bool:
-        return token in self.known or bool(self.stem_re and self.stem_re.match(token))
+        """Known words are never corrected: the gate's own, and everyday English ("sleeping" is
+        not a slip for "seeping", nor "plate" for "palate")."""
+        return (
+            token in self.known
+            or bool(self.stem_re and self.stem_re.match(token))
+            or english.is_english(token)
+        )
 
     def correct(self, token: str) -> tuple[str, ...]:
         cached = self.cache.get(token)

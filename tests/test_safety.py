@@ -22,6 +22,10 @@ MILD = EVAL["mild"]
 ADVICE = EVAL["advice"]
 NOT_ADVICE = EVAL["not_advice"]
 MAX_FALSE_ALARM_RATE = 1 / 20
+# Batches written blind to the gate (see the file's header): routing floor at the figure reached,
+# 321 of 324; what it misses is listed by the test.
+BLIND = yaml.safe_load((Path(__file__).parent / "data" / "safety_blind.yaml").read_text(encoding="utf-8"))
+BLIND_RECALL_FLOOR = 0.99
 
 # the red flags the brief names, each of which the labelled set must exercise several ways
 CORE_FLAGS = (
@@ -106,6 +110,30 @@ def test_false_alarm_rate_on_the_mild_set(gate: SafetyGate) -> None:
     assert rate <= MAX_FALSE_ALARM_RATE, (
         f"false-alarm rate {rate:.1%} > {MAX_FALSE_ALARM_RATE:.0%}:\n" + "\n".join(offenders)
     )
+
+
+# ---- batches written blind to the gate
+
+
+def test_blind_batches_route_nearly_every_urgent_message(gate: SafetyGate) -> None:
+    missed = [item["text"] for item in BLIND["urgent"] if gate.check(item["text"]) is None]
+    recall = 1 - len(missed) / len(BLIND["urgent"])
+    assert recall >= BLIND_RECALL_FLOOR, f"recall {recall:.1%}; missed:\n" + "\n".join(missed)
+
+
+def test_blind_batches_never_tell_an_emergency_it_can_wait(gate: SafetyGate) -> None:
+    downgraded = []
+    for item in BLIND["urgent"]:
+        finding = gate.check(item["text"])
+        if item["level"] == "emergency" and finding is not None and finding.level != "emergency":
+            downgraded.append(f"{item['text']!r}: {finding.flags}")
+    assert not downgraded, "\n".join(downgraded)
+
+
+def test_false_alarm_rate_on_the_blind_mild_messages(gate: SafetyGate) -> None:
+    offenders = [item["text"] for item in BLIND["mild"] if gate.check(item["text"]) is not None]
+    rate = len(offenders) / len(BLIND["mild"])
+    assert rate <= MAX_FALSE_ALARM_RATE, f"false-alarm rate {rate:.1%}:\n" + "\n".join(offenders)
 
 
 # ---- advice requests
