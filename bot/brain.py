@@ -8,7 +8,7 @@ enquiries is the caller's job, because the CLI must not write to the log.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot import texts
@@ -57,14 +57,22 @@ class Brain:
         if advice is not None:
             return Reply(question, Kind.FALLBACK, f"{advice}\n{texts.PASSED_ON}", for_staff=True)
         if self.booking.wants_to_book(question[:MAX_MATCH_CHARS]):
-            return self.book(question)
+            return self.watchful(self.book(question))
         if _ABOUT_BOT.search(question):
             return self.small_talk(question)
         outcome = self.matcher.match(question[:MAX_MATCH_CHARS])
         # Only a message that matched nothing can be small talk: fold its words again just then.
         if outcome.kind == "none" and not self.matcher.terms(question[:MAX_MATCH_CHARS]):
             return self.small_talk(question)
-        return self.answer(outcome, question)
+        return self.watchful(self.answer(outcome, question))
+
+    def watchful(self, reply: Reply) -> Reply:
+        """A message telling how someone is after a treatment, in words no red flag names, gets
+        its reply with the warning signs after it: what to look out for, and where to go."""
+        signs = self.safety.seek_help_signs
+        if signs in reply.text or not self.safety.after_treatment(reply.question):
+            return reply
+        return replace(reply, text=f"{reply.text}\n\n{signs}")
 
     def book(self, question: str) -> Reply:
         """The booking hand-off starts; a question asked alongside is answered first."""

@@ -698,6 +698,8 @@ _CUE_NAMES = (
     "general_question",
     "course_question",
     "pseudo_present",
+    "treated",
+    "complaint",
 )
 _CUE_WORD_LISTS = (
     "scope_end",
@@ -1012,6 +1014,21 @@ class SafetyGate:
             flags=tuple(f.id for f in found),
             labels=tuple(f.label for f in found),
             advice=self.advice_texts[level],
+        )
+
+    def after_treatment(self, text: str) -> bool:
+        """Whether a message tells how someone is after a treatment ("day 9 and the spot where she
+        injected still feels odd"), in whatever words: the net under the red flags. Fresh messages
+        describe symptoms in ways no pattern list foresees, so a reply that is not urgent advice
+        still ends with the warning signs when this holds. Course questions are left alone."""
+        if not text or not text.strip():
+            return False
+        message = self._message(text)
+        return bool(
+            message.tokens
+            and message.cues("treated")
+            and message.cues("complaint")
+            and not message.cues("course_question")
         )
 
     def advice_request(self, text: str) -> str | None:

@@ -325,6 +325,23 @@ def test_texts_fit_one_telegram_message(gate: SafetyGate) -> None:
         assert 0 < len(text) <= 1000, f"{key} is {len(text)} characters"
 
 
+@pytest.mark.parametrize(
+    ("text", "after_treatment"),
+    [
+        ("Still got the lumps from my session on the 2nd, it's now the 20th", True),
+        ("day 9 and the spot where she injected still looks odd", True),
+        ("my mum had her meso on friday and her knee feels weird", True),
+        ("does the course cover bruising after injections?", False),
+        ("how much is the course?", False),
+        ("my knee has hurt for months, can meso help?", False),
+    ],
+)
+def test_a_complaint_after_treatment_is_noticed_in_any_words(
+    gate: SafetyGate, text: str, after_treatment: bool
+) -> None:
+    assert gate.after_treatment(text) is after_treatment
+
+
 def test_seek_help_signs_and_patient_note(gate: SafetyGate) -> None:
     assert gate.seek_help_signs.startswith("Seek help now if you notice")
     assert "999" in gate.seek_help_signs and "111" in gate.seek_help_signs

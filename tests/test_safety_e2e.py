@@ -48,3 +48,12 @@ async def test_a_patient_asking_for_a_dose_is_told_a_practitioner_must_advise(li
     assert "mg" not in reply["text"]
     post = await live.api.wait_for_message(live.staff_chat)
     assert "ibuprofen" in post["text"]
+
+
+async def test_a_complaint_no_red_flag_names_still_gets_the_warning_signs(live: LiveBot) -> None:
+    patient = live.api.add_user("Tam")
+    reply = await live.ask(patient, "Still got the lumps from my session on the 2nd, it's now the 20th")
+    assert not reply["text"].startswith("This could be a medical emergency")  # not read as an alarm...
+    assert "Seek help now if you notice" in reply["text"]  # ...but told what would need help, and where
+    assert reply["reply_markup"]["inline_keyboard"]  # the "did you mean" choices are still offered
+    live.api.assert_no_errors()
