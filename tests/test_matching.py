@@ -200,6 +200,10 @@ def test_two_questions_in_one_message_are_both_answered_in_order(
         ("intradermal or intramuscular, which is better", "intradermal-vs-intramuscular"),
         ("how many treatments will i need", "sessions-maintenance"),
         ("when will i notice results", "results-timing"),
+        # the end of the course is not a time of day; the end of the day is
+        ("what time does the training day end", "pain-course-hours"),
+        ("what hour start the training and what hour finish?", "pain-course-hours"),
+        ("do i get a cert at the end", "pain-course-certificate"),
     ],
 )
 def test_siblings_are_told_apart(brain: Brain, question: str, expected: str) -> None:
