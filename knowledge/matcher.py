@@ -57,6 +57,7 @@ MARGIN = 0.03  # ...and ahead of the next entry by at least this, or it is a "di
 MIN_COVERAGE = 0.5  # ...and the entry explains at least this much of the message
 CLEAR_COVERAGE, CLEAR_LEAD = 0.25, 0.12  # ...or less of it, when no other entry comes close
 PART_CONFIDENT = 0.5  # one part of a several-question message: the rest of it says "several"
+SAME_SUBJECT = 0.05  # ...a later part keeps to the first answer's audience when this close
 SUGGEST = 0.34  # at or above: offer as "did you mean"
 MAX_SUGGESTIONS = 3
 MAX_ANSWERS = 3  # questions answered from one message
@@ -640,6 +641,8 @@ class Matcher:
         tops: set[str] = set()
         for words in parts:
             ranked = self._rank(words, context)
+            if found:
+                ranked = _same_subject(ranked, found[0])
             top = ranked[0]
             tops.add(top.entry.id)
             new = all(m.entry.id != top.entry.id for m in found)
@@ -777,6 +780,24 @@ def _states(clause: str) -> bool:
 def _sentence(words: Sequence[str]) -> str:
     """Folded words with their grammar: "what's in" and "when" tell siblings apart."""
     return " ".join(stem(word) for word in words)
+
+
+def _same_subject(ranked: list[Match], first: Match) -> list[Match]:
+    """A later part of a message asks about what its first answered part did: in "how much is it
+    and how long does it last?", the course's length, not a treatment's, when the two are close.
+    The entries for the other audience are left out; anything else stays as ranked."""
+    audience = getattr(first.entry, "audience", "both")
+    if audience == "both":
+        return ranked
+
+    def fits(m: Match) -> bool:
+        return m.is_gap or m.entry.audience in (audience, "both")
+
+    top = ranked[0]
+    same = next((m for m in ranked if fits(m)), None)
+    if fits(top) or same is None or top.score - same.score > SAME_SUBJECT:
+        return ranked
+    return [m for m in ranked if fits(m)]
 
 
 def _confident(ranked: Sequence[Match], threshold: float = CONFIDENT) -> bool:

@@ -176,6 +176,9 @@ def test_answers(brain: Brain, question: str, expected: str) -> None:
             "how many people per class, and do i get a certificate",
             ["pain-course-class-size", "pain-course-certificate"],
         ),
+        # a later part asks about what the first did: the course's length, or a treatment's
+        ("how much is it and how long does it last", ["pain-course-price", "pain-course-duration"]),
+        ("does it hurt and how long does it last", ["treatment-pain", "treatment-duration"]),
     ],
 )
 def test_two_questions_in_one_message_are_both_answered_in_order(
