@@ -17,14 +17,14 @@ from knowledge.matcher import split_questions
 from knowledge.yamlfile import KnowledgeError
 
 # The brief's targets are top-1 >= 90% and false answers <= 3%. The set's first three batches meet
-# them (91.6%, 1.2%). Batches 4 and 5, in styles the first lacked (voice-note transcripts,
+# them (91.8%, 1.2%). Batches 4 and 5, in styles the first lacked (voice-note transcripts,
 # non-native English, questions buried in a story or asked for someone else), scored 46.8% and
-# 70.2% top-1 on their own before any tuning on them; the whole set is at 85.0% / 3.4%. These
+# 70.2% top-1 on their own before any tuning on them; the whole set is at 85.8% / 3.4%. These
 # floors guard what is reached and stop regressions; they are not the targets, which are still to
 # be met on the enlarged set (benchmarks/RESULTS.md has the figures).
-TOP1_FLOOR = 0.845  # answered with exactly the expected entries
+TOP1_FLOOR = 0.855  # answered with exactly the expected entries
 FALSE_ANSWER_LIMIT = 0.034  # confident answers to questions the documents do not cover
-SUGGEST_RECALL_FLOOR = 0.915  # the right entry answered or offered as "did you mean" (target 95%)
+SUGGEST_RECALL_FLOOR = 0.92  # the right entry answered or offered as "did you mean" (target 95%)
 
 
 @pytest.fixture(scope="module")
