@@ -179,7 +179,7 @@ async def from_text(update: Update, context: CallbackContext) -> int | None:
         await deliver(update, context, update.effective_message, answers)
         await _say(update, texts.BOOK_OFFER, _buttons([(texts.MENU_BOOK, "start")]))
         return ConversationHandler.END
-    await _say(update, texts.BOOKING_START)
+    await _say(update, reply.text)  # the hand-off's opening, and any warning signs the brain added
     return await start(update, context)
 
 

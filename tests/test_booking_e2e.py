@@ -184,3 +184,16 @@ async def test_an_abandoned_booking_expires_politely(bot_api, brain, tmp_path) -
         assert "Harley Street" in (await bot_api.wait_for_message(user))["text"]
     finally:
         await stop_bot(app)
+
+
+async def test_a_booking_that_mentions_a_complaint_after_treatment_starts_with_the_warning_signs(
+    live: LiveBot,
+) -> None:
+    user = live.api.add_user("Bo")
+    opening = await live.ask(
+        user, "can I book another session? the spot where she injected still feels a bit odd"
+    )
+    assert opening["text"].startswith(texts.BOOKING_START)
+    assert "Seek help now if you notice" in opening["text"]
+    assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_COURSE  # the hand-off goes on
+    live.api.assert_no_errors()
