@@ -700,7 +700,12 @@ _CUE_NAMES = (
     "pseudo_present",
     "treated",
     "complaint",
+    "untreated",
+    "seeking",
 )
+# Flags that can describe why someone wants treatment (pain, a cold before an appointment) rather
+# than a complication of it. Signs of infection, and every emergency, are routed regardless.
+_REASONS_TO_BE_SEEN = frozenset({"severe_pain", "fever_or_unwell", "getting_worse"})
 _CUE_WORD_LISTS = (
     "scope_end",
     "hypothetical_end",
@@ -1009,12 +1014,26 @@ class SafetyGate:
             return None
         found = [flag for index, flag in enumerate(self.flags) if index in present]
         level: Level = "emergency" if any(f.level == "emergency" for f in found) else "urgent"
+        if {f.id for f in found} <= _REASONS_TO_BE_SEEN and self._reason_for_treatment(message):
+            return None
         return SafetyFinding(
             level=level,
             flags=tuple(f.id for f in found),
             labels=tuple(f.label for f in found),
             advice=self.advice_texts[level],
         )
+
+    def _reason_for_treatment(self, message: _Message) -> bool:
+        """Pain or illness someone wants treated, or that comes before any treatment ("tennis elbow
+        is killing me, it's been months, do you treat that?"), is not a complication: no treatment
+        is mentioned, a long-standing condition or a treatment still to come is, and they ask to
+        be seen. Only for the flags in _REASONS_TO_BE_SEEN."""
+        return bool(message.cues("untreated") and message.cues("seeking") and not self._treated(message))
+
+    def _treated(self, message: _Message) -> bool:
+        """Whether the message refers to a treatment already had ("haven't had any treatment yet"
+        does not)."""
+        return any(not message.negated_before(start, 2) for start, _ in message.cues("treated"))
 
     def after_treatment(self, text: str) -> bool:
         """Whether a message tells how someone is after a treatment ("day 9 and the spot where she
@@ -1026,7 +1045,7 @@ class SafetyGate:
         message = self._message(text)
         return bool(
             message.tokens
-            and message.cues("treated")
+            and self._treated(message)
             and message.cues("complaint")
             and not message.cues("course_question")
         )

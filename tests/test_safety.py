@@ -225,6 +225,9 @@ def test_a_negation_never_hides_another_red_flag(gate: SafetyGate, text: str, le
         ("anaphylaxis after the training session injections, help", "emergency"),
         ("throat closing after the demo injections at the training. please help!!", "emergency"),
         ("are the injections very painful? mine are, 2 days on", "urgent"),
+        # a condition someone wants treated does not hide a complication of a treatment had
+        ("my arthritis knee is agony since the injections, can you see me today?", "urgent"),
+        ("my knee with arthritis is suddenly red hot and swollen, can I get an appointment?", "urgent"),
     ],
 )
 def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> None:
@@ -258,6 +261,10 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "Treatment is very painful? I am scared a little",
         "Are the injections very painful?",
         "is the treatment painful? mine was fine",
+        # pain or illness that is why someone wants to be seen, or comes before any treatment
+        "Tennis elbow is killing me, it's been months. Do you treat that?",
+        "I've got a fever and the flu at the moment, should I move my appointment on Thursday?",
+        "Feeling under the weather so I'm cancelling my Thursday appointment, haven't had any treatment yet",
     ],
 )
 def test_edge_cases_that_must_not_alarm(gate: SafetyGate, text: str) -> None:
