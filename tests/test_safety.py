@@ -228,6 +228,7 @@ def test_a_negation_never_hides_another_red_flag(gate: SafetyGate, text: str, le
         # a condition someone wants treated does not hide a complication of a treatment had
         ("my arthritis knee is agony since the injections, can you see me today?", "urgent"),
         ("my knee with arthritis is suddenly red hot and swollen, can I get an appointment?", "urgent"),
+        ("my lip feels dead since the injections", "emergency"),
     ],
 )
 def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> None:
@@ -265,6 +266,7 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "Tennis elbow is killing me, it's been months. Do you treat that?",
         "I've got a fever and the flu at the moment, should I move my appointment on Thursday?",
         "Feeling under the weather so I'm cancelling my Thursday appointment, haven't had any treatment yet",
+        "my legs feel dead after the gym, can I still have meso tomorrow?",
     ],
 )
 def test_edge_cases_that_must_not_alarm(gate: SafetyGate, text: str) -> None:
