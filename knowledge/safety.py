@@ -706,6 +706,8 @@ _CUE_NAMES = (
 # Flags that can describe why someone wants treatment (pain, a cold before an appointment) rather
 # than a complication of it. Signs of infection, and every emergency, are routed regardless.
 _REASONS_TO_BE_SEEN = frozenset({"severe_pain", "fever_or_unwell", "getting_worse"})
+# "teach me", "show me": the sender learning about a sign, not reporting one
+_TAUGHT = frozenset({"teach", "teaches", "show", "shows", "tell", "explain", "help"})
 _CUE_WORD_LISTS = (
     "scope_end",
     "hypothetical_end",
@@ -1148,6 +1150,8 @@ class SafetyGate:
                 continue
             if token == "my" and index + 1 < len(tokens) and tokens[index + 1] in self.other_people:
                 continue
+            if token == "me" and index and tokens[index - 1] in _TAUGHT:
+                continue  # "will the course teach me how to recognise occlusion"
             return False
         return True
 
