@@ -267,6 +267,7 @@ def test_edge_cases_that_must_route(gate: SafetyGate, text: str, level: str) -> 
         "I've got a fever and the flu at the moment, should I move my appointment on Thursday?",
         "Feeling under the weather so I'm cancelling my Thursday appointment, haven't had any treatment yet",
         "my legs feel dead after the gym, can I still have meso tomorrow?",
+        "Do you treat patients too or only train practitioners? my knee is killing me",
         "I'm a physio. Will the course teach me how to recognise vascular occlusion and skin necrosis?",
     ],
 )
