@@ -706,14 +706,13 @@ _CUE_NAMES = (
 # Flags that can describe why someone wants treatment (pain, a cold before an appointment) rather
 # than a complication of it. Signs of infection, and every emergency, are routed regardless.
 _REASONS_TO_BE_SEEN = frozenset({"severe_pain", "fever_or_unwell", "getting_worse"})
-# "teach me", "show me": the sender learning about a sign, not reporting one
-_TAUGHT = frozenset({"teach", "teaches", "show", "shows", "tell", "explain", "help"})
 _CUE_WORD_LISTS = (
     "scope_end",
     "hypothetical_end",
     "first_person",
     "first_person_in_match",
     "other_people",
+    "taught",
 )
 _TOP = (
     "advice",
@@ -849,6 +848,7 @@ class SafetyGate:
         self.first_person = cue_words.get("first_person", frozenset())
         self.first_person_in_match = cue_words.get("first_person_in_match", frozenset())
         self.other_people = cue_words.get("other_people", frozenset())
+        self.taught = cue_words.get("taught", frozenset())
 
         # red flags
         flags: list[RedFlag] = []
@@ -1150,7 +1150,7 @@ class SafetyGate:
                 continue
             if token == "my" and index + 1 < len(tokens) and tokens[index + 1] in self.other_people:
                 continue
-            if token == "me" and index and tokens[index - 1] in _TAUGHT:
+            if token == "me" and index and tokens[index - 1] in self.taught:
                 continue  # "will the course teach me how to recognise occlusion"
             return False
         return True
