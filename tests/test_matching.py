@@ -235,6 +235,7 @@ def test_siblings_are_told_apart(brain: Brain, question: str, expected: str) -> 
         ("can you do it under ultrasound?", "ultrasound"),
         ("is Pistor alive today?", "Dr Pistor's life"),
         ("is your mesotherapy article out of date?", "last updated"),
+        ("when's the next pain masterclass?", "course dates"),
     ],
 )
 def test_questions_the_documents_do_not_answer_get_an_honest_fallback(
