@@ -118,10 +118,16 @@ class Brain:
                 score=outcome.score,
                 suggestions=tuple(Choice(m.entry.id, m.entry.question) for m in outcome.matches),
             )
-        text = texts.FALLBACK
         if outcome.kind == "gap":
-            text = texts.GAP.format(topic=outcome.matches[0].entry.topic)
-        return Reply(question, Kind.FALLBACK, text, score=outcome.score, for_staff=True)
+            # What the documents do say nearby is offered too: "is it a weekend course?" gets no
+            # date, but the course's length is one tap away.
+            gap, *nearby = outcome.matches
+            text = texts.GAP.format(topic=gap.entry.topic)
+            related = tuple(Choice(m.entry.id, m.entry.question) for m in nearby)
+            if related:
+                text = f"{text}\n\n{texts.MAY_HELP}"
+            return Reply(question, Kind.FALLBACK, text, score=outcome.score, related=related, for_staff=True)
+        return Reply(question, Kind.FALLBACK, texts.FALLBACK, score=outcome.score, for_staff=True)
 
     def answer_entries(self, entry_ids: list[str] | tuple[str, ...]) -> Reply:
         """Answer known entries (a button press, or the question asked alongside a booking)."""

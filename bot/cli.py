@@ -73,6 +73,8 @@ def _ask(args: argparse.Namespace) -> int:
         print(f"? {question}\n[{reply.kind.value}] {reply.text}")
         for number, choice in enumerate(reply.suggestions, 1):
             print(f"  {number}. {choice.question}")
+        for choice in reply.related:
+            print(f"  → {choice.question}")
         print(flush=True)
     return 0
 

@@ -47,7 +47,7 @@ FALLBACK_NOT_SAVED = (
     "I'm sorry, I don't have that in the academy's information, and I'd rather not guess. "
     "I couldn't pass your question to our team just now; please try again in a few minutes."
 )
-RELATED = "Related questions:"
+MAY_HELP = "Meanwhile, one of these may help:"
 BOOK_OFFER = "Would you like to request a place? Tap “Book a place” or send /book."
 BOOKING_START = "I'd be glad to help you book. I'll take a few details and pass them to our team."
 

@@ -59,6 +59,7 @@ CLEAR_COVERAGE, CLEAR_LEAD = 0.25, 0.12  # ...or less of it, when no other entry
 PART_CONFIDENT = 0.5  # one part of a several-question message: the rest of it says "several"
 SAME_SUBJECT = 0.05  # ...a later part keeps to the first answer's audience when this close
 SUGGEST = 0.34  # at or above: offer as "did you mean"
+NEARBY = 0.2  # a question the documents do not answer is offered entries this close to its gap
 MAX_SUGGESTIONS = 3
 MAX_ANSWERS = 3  # questions answered from one message
 MAX_PARTS = 6  # ...from among its first this many parts: matching stays fast on a wall of text
@@ -143,7 +144,8 @@ class Match:
 @dataclass(frozen=True)
 class Outcome:
     """`answer`: matches are the entries answered, in the order asked; `suggest`: the candidates;
-    `gap`: the first match is a topic the documents do not answer."""
+    `gap`: the first match is a topic the documents do not answer, the rest FAQ entries close to
+    the message, which may still help."""
 
     kind: Literal["answer", "suggest", "gap", "none"]
     matches: tuple[Match, ...] = ()
@@ -581,7 +583,10 @@ class Matcher:
             return Outcome("answer", tuple(several))
         ranked = self._rank(_whole(clauses), context, _asking(clauses))
         if ranked and ranked[0].is_gap and ranked[0].score >= SUGGEST:
-            return Outcome("gap", (ranked[0],))
+            gap = ranked[0]
+            floor = max(SUGGEST, gap.score - NEARBY)
+            nearby = [m for m in ranked[1:] if not m.is_gap and m.score >= floor][:MAX_SUGGESTIONS]
+            return Outcome("gap", (gap, *nearby))
         if ranked and _confident(ranked):
             return Outcome("answer", (ranked[0],))
         if (

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.evaluate import Scores, load_eval, score, split
+from bot import texts
 from bot.brain import Brain
 from bot.replies import Reply
 from knowledge.language import LANGUAGE_FILE, Language
@@ -244,6 +245,17 @@ def test_questions_the_documents_do_not_answer_get_an_honest_fallback(
     reply = brain.reply(question)
     assert reply.kind.value == "fallback", (reply.kind.value, reply.entry_ids)
     assert topic in reply.text
+
+
+def test_an_unanswered_question_is_offered_what_the_documents_say_nearby(brain: Brain) -> None:
+    reply = brain.reply("how long is the pain course? is it a weekend thing?")
+    assert reply.kind.value == "fallback" and "course dates" in reply.text
+    assert texts.MAY_HELP in reply.text
+    offered = [choice.entry_id for choice in reply.related]
+    assert "pain-course-duration" in offered
+    assert not set(offered) & {gap.id for gap in brain.knowledge.gaps}
+    nothing_near = brain.reply("is there parking?")
+    assert nothing_near.related == () and texts.MAY_HELP not in nothing_near.text
 
 
 @pytest.mark.parametrize(

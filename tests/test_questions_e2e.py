@@ -82,6 +82,20 @@ async def test_unanswerable_question_is_recorded_before_the_user_is_told(live: L
     assert [label for label, _ in live.api.buttons(post)] == [texts.STAFF_TAKE, texts.STAFF_DONE]
 
 
+async def test_an_unanswered_question_offers_the_nearby_answer_as_a_button(live: LiveBot, brain) -> None:
+    user = live.api.add_user("Fay")
+    question = "how long is the pain course? is it a weekend thing?"
+    reply = await live.ask(user, question)
+    assert "course dates" in reply["text"] and texts.MAY_HELP in reply["text"]
+    assert rows(live, "select kind, text from enquiries") == [("fallback", question)]
+    buttons = dict(live.api.buttons(reply))
+    duration = brain.knowledge.entry("pain-course-duration")
+    answer = await live.press(user, reply, buttons[duration.question])
+    assert answer["text"].startswith(duration.answer)
+    assert live.api.unanswered_callbacks() == []
+    live.api.assert_no_errors()
+
+
 async def test_courses_lists_each_course_with_key_facts(live: LiveBot) -> None:
     user = live.api.add_user("Gus")
     reply = await live.ask(user, "/courses")
