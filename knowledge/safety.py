@@ -713,6 +713,7 @@ _CUE_WORD_LISTS = (
     "first_person_in_match",
     "other_people",
     "taught",
+    "learning",
 )
 _TOP = (
     "advice",
@@ -849,6 +850,7 @@ class SafetyGate:
         self.first_person_in_match = cue_words.get("first_person_in_match", frozenset())
         self.other_people = cue_words.get("other_people", frozenset())
         self.taught = cue_words.get("taught", frozenset())
+        self.learning = cue_words.get("learning", frozenset())
 
         # red flags
         flags: list[RedFlag] = []
@@ -1152,6 +1154,8 @@ class SafetyGate:
                 continue
             if token == "me" and index and tokens[index - 1] in self.taught:
                 continue  # "will the course teach me how to recognise occlusion"
+            if token == "i" and index + 1 < len(tokens) and tokens[index + 1] in self.learning:
+                continue  # "how do I recognise occlusion early?"
             return False
         return True
 
