@@ -1136,7 +1136,10 @@ class SafetyGate:
         sentence: int,
     ) -> bool:
         general = message.cues("general_question")
-        if (not general or general[0][0] >= start) and not message.cues("course_question"):
+        # A course word makes only its own sentence a question about the course: in "Delegate,
+        # week 2 of practising. Model went floppy", the second sentence reports.
+        course = [cue for cue in message.cues("course_question") if message.sentence_of(cue[0]) == sentence]
+        if (not general or general[0][0] >= start) and not course:
             return False
         if message.present():
             return False  # "...signs of infection? it's oozing now"
