@@ -64,7 +64,7 @@ class Brain:
         # Only a message that matched nothing can be small talk: fold its words again just then.
         if outcome.kind == "none" and not self.matcher.terms(question[:MAX_MATCH_CHARS]):
             return self.small_talk(question)
-        return self.watchful(self.answer(outcome, question))
+        return _offering(self.watchful(self.answer(outcome, question)))
 
     def watchful(self, reply: Reply) -> Reply:
         """A message telling how someone is after a treatment, in words no red flag names, gets
@@ -124,8 +124,6 @@ class Brain:
             gap, *nearby = outcome.matches
             text = texts.GAP.format(topic=gap.entry.topic)
             related = tuple(Choice(m.entry.id, m.entry.question) for m in nearby)
-            if related:
-                text = f"{text}\n\n{texts.MAY_HELP}"
             return Reply(question, Kind.FALLBACK, text, score=outcome.score, related=related, for_staff=True)
         return Reply(question, Kind.FALLBACK, texts.FALLBACK, score=outcome.score, for_staff=True)
 
@@ -160,3 +158,10 @@ class Brain:
                     shown.add(related_id)
                     choices.append(Choice(related_id, self.knowledge.entry(related_id).question))
         return tuple(choices[:3])
+
+
+def _offering(reply: Reply) -> Reply:
+    """An honest "I don't know" that offers nearby answers says so last, just above their buttons."""
+    if reply.kind is not Kind.FALLBACK or not reply.related:
+        return reply
+    return replace(reply, text=f"{reply.text}\n\n{texts.MAY_HELP}")

@@ -13,6 +13,7 @@ names the enquiry. The safety gate runs first: urgent advice is never held back 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from telegram import Chat, Message, MessageEntity, ReplyParameters, Update
 from telegram.error import Forbidden, TelegramError
@@ -149,7 +150,12 @@ async def user_message(update: Update, context: CallbackContext) -> None:
     if message is None or user is None or message.chat.type != Chat.PRIVATE:
         return
     enquiry_log = services(context).log
-    enquiry = await enquiry_log.open_handoff_for_user(user.id)
+    try:
+        enquiry = await enquiry_log.open_handoff_for_user(user.id)
+    except sqlite3.Error:
+        # An unreadable log must not stop the message being answered (urgent advice above all).
+        log.exception("could not look up a hand-off for user %s", user.id)
+        return
     if enquiry is None or enquiry.chat_id != message.chat.id:
         return
     if booking_step(update, context) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from telegram import Message, Update
 from telegram.ext import CallbackContext
@@ -86,12 +87,14 @@ def _details(reply: Reply) -> dict:
 
 
 def _not_saved(reply: Reply) -> Reply:
-    """Storing failed: say so honestly. Safety advice is still given in full."""
+    """Storing failed: say so honestly. Safety advice is still given in full, and so is what
+    follows an "I don't know" (the warning signs, the nearby answers and their buttons)."""
     if reply.text.endswith(texts.PASSED_ON):
         text = reply.text.removesuffix(texts.PASSED_ON) + texts.NOT_PASSED_ON
     else:
-        text = texts.FALLBACK_NOT_SAVED
-    return Reply(reply.question, reply.kind, text)
+        _, _, rest = reply.text.partition("\n\n")
+        text = f"{texts.FALLBACK_NOT_SAVED}\n\n{rest}" if rest else texts.FALLBACK_NOT_SAVED
+    return replace(reply, text=text)
 
 
 async def stale_button(update: Update, context: CallbackContext) -> None:

@@ -96,6 +96,26 @@ async def test_an_unanswered_question_offers_the_nearby_answer_as_a_button(live:
     live.api.assert_no_errors()
 
 
+async def test_when_storing_fails_the_reply_says_so_and_keeps_the_signs_and_buttons(
+    live: LiveBot, brain
+) -> None:
+    with sqlite3.connect(live.db_path) as db:  # the log breaks under the running bot
+        db.execute("alter table enquiries rename to enquiries_elsewhere")
+    user = live.api.add_user("Gil")
+    question = (
+        "had meso yesterday and the spot feels a bit odd. how long is the pain course, is it a weekend thing?"
+    )
+    reply = await live.ask(user, question)
+    assert reply["text"].startswith(texts.FALLBACK_NOT_SAVED)
+    assert "passed your question to our team" not in reply["text"]
+    assert brain.safety.seek_help_signs in reply["text"]
+    assert reply["text"].endswith(texts.MAY_HELP)
+    duration = brain.knowledge.entry("pain-course-duration")
+    assert duration.question in dict(live.api.buttons(reply))
+    urgent = await live.ask(user, "my lips are swelling and I can't breathe, had meso an hour ago")
+    assert "999" in urgent["text"] and urgent["text"].endswith(texts.NOT_PASSED_ON)
+
+
 async def test_courses_lists_each_course_with_key_facts(live: LiveBot) -> None:
     user = live.api.add_user("Gus")
     reply = await live.ask(user, "/courses")
