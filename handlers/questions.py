@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
 
 from telegram import Message, Update
@@ -40,10 +42,9 @@ async def deliver(update: Update, context: CallbackContext, message: Message, re
         enquiry = await file_enquiry(update, context, reply.kind.value, reply.question, _details(reply))
         if enquiry is None:
             reply = _not_saved(reply)
-    elif reply.kind is Kind.ANSWER:
-        for entry_id in reply.entry_ids:
-            await services(context).log.count_answer(entry_id)
     await render.send(message, reply, quote=reply.kind is Kind.SUGGEST)
+    if reply.kind is Kind.ANSWER:
+        await _count(context, reply.entry_ids)
 
 
 async def choose_entry(update: Update, context: CallbackContext) -> None:
@@ -59,8 +60,8 @@ async def choose_entry(update: Update, context: CallbackContext) -> None:
         return
     # Callback queries must be answered, even when there is nothing to show in the pop-up.
     await query.answer()
-    await services(context).log.count_answer(entry_id)
     await render.send(query.message, reply)
+    await _count(context, [entry_id])
 
 
 async def none_of_these(update: Update, context: CallbackContext) -> None:
@@ -75,6 +76,16 @@ async def none_of_these(update: Update, context: CallbackContext) -> None:
     enquiry = await file_enquiry(update, context, Kind.FALLBACK.value, question, {})
     await query.message.reply_text(texts.NONE_OF_THESE_REPLY if enquiry else texts.FALLBACK_NOT_SAVED)
     await query.edit_message_reply_markup(None)
+
+
+async def _count(context: CallbackContext, entry_ids: Sequence[str]) -> None:
+    """Count answers for the curators, after the answer is sent: a log that cannot be written
+    never keeps an answer from the person who asked."""
+    try:
+        for entry_id in entry_ids:
+            await services(context).log.count_answer(entry_id)
+    except sqlite3.Error:
+        log.exception("could not count answers from %s", ", ".join(entry_ids))
 
 
 def _details(reply: Reply) -> dict:

@@ -116,6 +116,18 @@ async def test_when_storing_fails_the_reply_says_so_and_keeps_the_signs_and_butt
     assert "999" in urgent["text"] and urgent["text"].endswith(texts.NOT_PASSED_ON)
 
 
+async def test_answers_still_arrive_when_they_cannot_be_counted(live: LiveBot) -> None:
+    with sqlite3.connect(live.db_path) as db:
+        db.execute("alter table answer_counts rename to counts_elsewhere")
+    user = live.api.add_user("Hal")
+    reply = await live.ask(user, "how much is the pain course?")
+    assert "£600" in reply["text"]
+    follow_up = live.api.buttons(reply)[0][1]
+    answer = await live.press(user, reply, follow_up)
+    assert answer["text"] not in (reply["text"], texts.ERROR)
+    assert live.api.unanswered_callbacks() == []
+
+
 async def test_courses_lists_each_course_with_key_facts(live: LiveBot) -> None:
     user = live.api.add_user("Gus")
     reply = await live.ask(user, "/courses")
