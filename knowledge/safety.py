@@ -1149,9 +1149,11 @@ class SafetyGate:
                 return False  # "lips ARE swelling"
         first = max(start - self.settings.first_person_before, 0)
         last = min(end + self.settings.first_person_after, len(tokens))
+        # "could meso on MY neck cause numbness?": a word inside the question names where, not who
+        asking = {index for s, e in general if s < start for index in range(s, e)}
         for index in range(first, last):
             token = tokens[index]
-            if message.sentence[index] != sentence or token not in self.first_person:
+            if message.sentence[index] != sentence or token not in self.first_person or index in asking:
                 continue
             if token == "my" and index + 1 < len(tokens) and tokens[index + 1] in self.other_people:
                 continue

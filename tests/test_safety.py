@@ -24,10 +24,10 @@ MILD = EVAL["mild"]
 ADVICE = EVAL["advice"]
 NOT_ADVICE = EVAL["not_advice"]
 MAX_FALSE_ALARM_RATE = 1 / 20
-# Batches written blind to the gate (see the file's header): routing floor at the figure reached,
-# 491 of 499; what it misses is listed by the test.
+# Batches written blind to the gate (see the file's header): what the gate routes of them (830 of
+# 837 now) must not fall below the floor; what it misses is listed by the test.
 BLIND = yaml.safe_load((Path(__file__).parent / "data" / "safety_blind.yaml").read_text(encoding="utf-8"))
-BLIND_RECALL_FLOOR = 0.98
+BLIND_RECALL_FLOOR = 0.99
 
 # the red flags the brief names, each of which the labelled set must exercise several ways
 CORE_FLAGS = (
