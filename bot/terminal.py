@@ -131,7 +131,13 @@ class TerminalTelegram:
         if int(params.get("chat_id", USER_ID)) != USER_ID:
             self.write(f"(to staff chat {params['chat_id']})> {text}")
             return self._message(BOT, text=text)
-        message = self._message(BOT, text=text)
+        # Buttons that act on the question ("None of these") read it from the reply's quote.
+        quoted = params.get("reply_parameters")
+        if isinstance(quoted, str):
+            quoted = json.loads(quoted)
+        message = self._message(
+            BOT, text=text, reply_to_message=self.messages.get(int(quoted["message_id"])) if quoted else None
+        )
         self.write(f"bot> {text}")
         self._show_buttons(message, params.get("reply_markup"))
         return {"message_id": message["message_id"]} if method == "copyMessage" else message

@@ -29,6 +29,7 @@ COURSES_FOOTER = "Ask me about any of them, or tap below to request a booking."
 
 DID_YOU_MEAN = "I'm not completely sure what you're asking. Did you mean one of these?"
 NONE_OF_THESE = "None of these"
+NOT_WHAT_I_ASKED = "Not what I asked"
 NONE_OF_THESE_REPLY = (
     "Thanks. I've passed your question to our team so someone can answer it properly; "
     "they'll follow up with you here."

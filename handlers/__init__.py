@@ -76,6 +76,7 @@ def register(application: Application) -> None:
             CallbackQueryHandler(start.menu_choice, pattern=f"^{render.MENU}"),
             CallbackQueryHandler(questions.choose_entry, pattern=f"^{render.FAQ}"),
             CallbackQueryHandler(questions.none_of_these, pattern=f"^{render.NONE_OF_THESE}$"),
+            CallbackQueryHandler(questions.not_what_i_asked, pattern=f"^{render.NOT_ANSWERED}$"),
             CallbackQueryHandler(questions.stale_button),
             MessageHandler(filters.COMMAND, other_input.unknown_command),
             MessageHandler(filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL, other_input.not_text),

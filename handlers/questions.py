@@ -7,7 +7,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 
-from telegram import Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
 from telegram.ext import CallbackContext
 
 from bot import texts
@@ -18,6 +19,8 @@ from handlers.filing import file_enquiry
 from handlers.groups import addressed_text
 
 log = logging.getLogger(__name__)
+
+DISOWNED_EXCERPT = 200  # characters of a disowned answer shown to staff beside the question
 
 
 async def answer_message(update: Update, context: CallbackContext) -> Reply | None:
@@ -42,7 +45,10 @@ async def deliver(update: Update, context: CallbackContext, message: Message, re
         enquiry = await file_enquiry(update, context, reply.kind.value, reply.question, _details(reply))
         if enquiry is None:
             reply = _not_saved(reply)
-    await render.send(message, reply, quote=reply.kind is Kind.SUGGEST)
+    # An answer to a question typed in private can be disowned ("Not what I asked"): a confident
+    # answer that missed the point then reaches staff like any unanswered question.
+    disown = reply.kind is Kind.ANSWER and message.chat.type == ChatType.PRIVATE
+    await render.send(message, reply, quote=reply.kind is Kind.SUGGEST or disown, disown=disown)
     if reply.kind is Kind.ANSWER:
         await _count(context, reply.entry_ids)
 
@@ -66,6 +72,23 @@ async def choose_entry(update: Update, context: CallbackContext) -> None:
 
 async def none_of_these(update: Update, context: CallbackContext) -> None:
     """None of the suggestions fit: the original question goes to staff."""
+    await _pass_on(update, context, {}, None)
+
+
+async def not_what_i_asked(update: Update, context: CallbackContext) -> None:
+    """The answer missed the question: it goes to staff, with the answer it got."""
+    message = update.callback_query.message
+    answered = (message.text or "").split("\n", 1)[0]
+    details = {"bot_answered": answered[:DISOWNED_EXCERPT]}
+    await _pass_on(update, context, details, render.without_disown(message.reply_markup))
+
+
+async def _pass_on(
+    update: Update, context: CallbackContext, details: dict, buttons_left: InlineKeyboardMarkup | None
+) -> None:
+    """File the question the pressed message answers (it quotes it) for staff, and say so.
+    Once it is stored, the pressed message keeps only `buttons_left`; until then, the button
+    stays for another try."""
     query = update.callback_query
     await query.answer()
     asked = query.message.reply_to_message
@@ -73,9 +96,10 @@ async def none_of_these(update: Update, context: CallbackContext) -> None:
     if not question:
         await query.message.reply_text(texts.ASK_PROMPT)
         return
-    enquiry = await file_enquiry(update, context, Kind.FALLBACK.value, question, {})
+    enquiry = await file_enquiry(update, context, Kind.FALLBACK.value, question, details)
+    if enquiry is not None:
+        await query.edit_message_reply_markup(buttons_left)
     await query.message.reply_text(texts.NONE_OF_THESE_REPLY if enquiry else texts.FALLBACK_NOT_SAVED)
-    await query.edit_message_reply_markup(None)
 
 
 async def _count(context: CallbackContext, entry_ids: Sequence[str]) -> None:

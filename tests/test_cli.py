@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot import texts
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = {"question", "kind", "answer", "entry_id", "score", "suggestions"}
 
@@ -63,13 +65,14 @@ def test_check_knowledge_summarises_and_a_broken_file_is_one_clear_error(tmp_pat
 
 
 def test_chat_runs_the_real_bot_in_the_terminal(tmp_path: Path) -> None:
-    lines = "how much is the course\nhow long?\n2\n/quit\n"
+    lines = "how much is the course\nhow long?\n4\n/quit\n"
     result = run("chat", stdin=lines, env={"MESOBOT_DB": str(tmp_path / "chat.sqlite3")})
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Hello" in out  # /start is sent for you
     assert "£600" in out
-    assert "Did you mean" in out and "[1]" in out
+    assert "Did you mean" in out and "[4] None of these" in out
+    assert texts.NONE_OF_THESE_REPLY in out  # the button reads the question the reply quotes
     assert "Traceback" not in result.stderr
 
 

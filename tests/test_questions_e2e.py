@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from bot import texts
@@ -28,8 +29,9 @@ async def test_a_question_gets_its_answer_with_follow_ups(live: LiveBot) -> None
     user = live.api.add_user("Ben")
     reply = await live.ask(user, "hi, quick question - how much is the pain course??")
     assert "£600" in reply["text"]
-    follow_up = live.api.buttons(reply)
+    *follow_up, disown = live.api.buttons(reply)
     assert follow_up and all(data.startswith("v1:faq:") for _, data in follow_up)
+    assert disown == (texts.NOT_WHAT_I_ASKED, "v1:miss")
     answer = await live.press(user, reply, follow_up[0][1])
     assert answer["text"] != reply["text"]
     assert live.api.unanswered_callbacks() == []
@@ -69,6 +71,31 @@ async def test_none_of_these_passes_the_question_to_staff(live: LiveBot) -> None
     assert rows(live, "select kind, text, user_id from enquiries") == [("fallback", "how long?", user.id)]
     post = await live.api.wait_for_message(live.staff_chat)
     assert "how long?" in post["text"] and "ENQ-" in post["text"]
+
+
+async def test_an_answer_that_missed_can_be_passed_to_staff_with_one_tap(live: LiveBot, brain) -> None:
+    question = "does the pack include the slides from the day"
+    assert brain.reply(question).kind.value == "answer"  # the premise: a confident answer...
+    user = live.api.add_user("Eli", username="eli")
+    reply = await live.ask(user, question)
+    assert reply["reply_to_message"]["text"] == question  # ...which quotes what it answers
+    thanks = await live.press(user, reply, "v1:miss")
+    assert thanks["text"] == texts.NONE_OF_THESE_REPLY
+    [(kind, text, username, details)] = rows(live, "select kind, text, username, details from enquiries")
+    answered = reply["text"].split("\n", 1)[0]
+    assert (kind, text, username, json.loads(details)) == (
+        "fallback",
+        question,
+        "eli",
+        {"bot_answered": answered},
+    )
+    post = await live.api.wait_for_message(live.staff_chat)
+    assert question in post["text"] and f"bot answered: {answered}" in post["text"]
+    # The follow-ups stay; the button that has done its work goes.
+    left = live.api.buttons(reply)
+    assert left and all(data.startswith("v1:faq:") for _, data in left)
+    assert live.api.unanswered_callbacks() == []
+    live.api.assert_no_errors()
 
 
 async def test_unanswerable_question_is_recorded_before_the_user_is_told(live: LiveBot) -> None:
@@ -179,5 +206,6 @@ async def test_in_groups_the_bot_answers_only_when_addressed(live: LiveBot) -> N
     reply = await live.api.wait_for_message(group)
     assert "£600" in reply["text"]
     assert reply["reply_to_message"]["text"].endswith("how much is the course")
+    assert texts.NOT_WHAT_I_ASKED not in [label for label, _ in live.api.buttons(reply)]  # whose question?
     await live.api.wait_until_consumed()
     assert len(live.api.messages(group)) == 1
