@@ -15,7 +15,8 @@ HELP = (
     "• Where is the training held?\n"
     "• What should I do after my treatment?\n\n"
     "Commands:\n{commands}\n\n"
-    "If I can't answer, I'll pass your question to our team and they'll follow up here. "
+    "If I can't answer, or my answer misses the point (tap “Not what I asked” under it), I'll pass "
+    "your question to our team and they'll follow up here. "
     "If you are worried about a reaction after a treatment, say so and I'll tell you where to get "
     "help straight away."
 )
