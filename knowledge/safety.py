@@ -66,8 +66,8 @@ _WILL = re.compile(rf"\b(i|you|we|they|he|she|it|that|there|who)[{_APOSTROPHES}]
 _APOSTROPHE = re.compile(f"[{_APOSTROPHES}]")
 _DECIMAL = re.compile(r"(\d+)[.,]\d+")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
-_STRONG = re.compile(r"[.!?;…\n\r]+")
-_WEAK = re.compile(r"[,:()\[\]{}\"“”«»]+|\s[-–—]+\s|[-–—]{2,}")
+_STRONG = re.compile(r"[.!?;…\n\r]+|(?<!\d):(?!\d)")
+_WEAK = re.compile(r"[,()\[\]{}\"“”«»]+|\s[-–—]+\s|[-–—]{2,}")
 _JOINER = re.compile(r"[-‐‑/+*_=~]")
 _SYMBOL = re.compile(r"[^\w\s.,]+")
 _REPEAT3 = re.compile(r"(.)\1{2,}")
@@ -582,13 +582,15 @@ class _Message:
     def breaks(self, start: int, end: int) -> bool:
         return self._breaks[max(end, start)] - self._breaks[start] > 0
 
-    def negated_before(self, start: int, window: int) -> bool:
+    def negated_before(self, start: int, window: int, through_symptoms: bool = False) -> bool:
         """A negation ends within `window` words before token `start`, in the same clause, and
-        no other symptom comes between them (unless joined by "or": "no fever or chills")."""
+        no other symptom comes between them (unless joined by "or": "no fever or chills"), or
+        `through_symptoms`: a cue word is negated whatever stands between ("not like a normal
+        bruise")."""
         for neg_start, neg_end in self.negations():
             if neg_end <= start and start - neg_end <= window and not self.breaks(neg_end, start):
                 between_symptom = self._symptom[start] - self._symptom[neg_end] > 0
-                if between_symptom and self._or[start] - self._or[neg_end] == 0:
+                if between_symptom and not through_symptoms and self._or[start] - self._or[neg_end] == 0:
                     continue
                 return True
             if neg_start >= start:
@@ -1104,7 +1106,7 @@ class SafetyGate:
                 continue
             if not anywhere and cue_end > start:
                 continue
-            if message.negated_before(cue_start, 3):
+            if message.negated_before(cue_start, 3, through_symptoms=True):
                 continue  # "not like a bruise"
             return True
         return False

@@ -24,8 +24,8 @@ MILD = EVAL["mild"]
 ADVICE = EVAL["advice"]
 NOT_ADVICE = EVAL["not_advice"]
 MAX_FALSE_ALARM_RATE = 1 / 20
-# Batches written blind to the gate (see the file's header): what the gate routes of them (830 of
-# 837 now) must not fall below the floor; what it misses is listed by the test.
+# Batches written blind to the gate (see the file's header): what the gate routes of them (942 of
+# 948 now) must not fall below the floor; what it misses is listed by the test.
 BLIND = yaml.safe_load((Path(__file__).parent / "data" / "safety_blind.yaml").read_text(encoding="utf-8"))
 BLIND_RECALL_FLOOR = 0.99
 
@@ -131,6 +131,15 @@ def test_every_blind_urgent_message_gets_urgent_advice_or_at_least_the_warning_s
         if reply.kind is not Kind.URGENT and brain.safety.seek_help_signs not in reply.text:
             unguarded.append(f"{reply.kind.value}: {item['text']!r}")
     assert not unguarded, "\n".join(unguarded)
+
+
+def test_blind_requests_for_medicine_or_a_diagnosis_are_referred_or_routed(gate: SafetyGate) -> None:
+    unanswered = [
+        item["text"]
+        for item in BLIND["advice"]
+        if gate.check(item["text"]) is None and gate.advice_request(item["text"]) is None
+    ]
+    assert not unanswered, "\n".join(unanswered)
 
 
 def test_blind_batches_never_tell_an_emergency_it_can_wait(gate: SafetyGate) -> None:
