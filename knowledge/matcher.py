@@ -622,7 +622,8 @@ class Matcher:
             elif questions and _POINTS_BACK.intersection(part):
                 named = [w for w in questions[-1] if w not in self.language.stopwords]
                 named = [w for w in named if stem(w) not in self.language.focus and not _ASKING_WORD.match(w)]
-                questions.append([*part, *named])
+                if self._meaningful(named):  # "is it today?" after "what are the hours?" names nothing
+                    questions.append([*part, *named])
         return questions
 
     def _example(self, words: Sequence[str]) -> bool:

@@ -379,3 +379,39 @@ def test_pruning_gives_exactly_the_full_ranking_on_a_large_faq(brain: Brain) -> 
         assert decisions() == pruned
     finally:
         Matcher._first_pass = original
+
+
+def test_any_mix_of_questions_and_follow_on_fragments_gets_a_reply(brain: Brain) -> None:
+    """People join questions with fragments that point back and name nothing ("what are the
+    hours? is it today?"). Thousands of such mixes, built from the labelled questions, must each
+    get a reply: a crash here loses the message."""
+    import random
+
+    data = load_eval()
+    questions = [item["q"] for item in data["answerable"]] + list(data["unanswerable"])
+    fragments = [
+        "is it today",
+        "and is it any good",
+        "its worse today",
+        "is that it",
+        "and them?",
+        "or this",
+        "lol",
+        "👍",
+        "...",
+        "and",
+        "it is",
+        "what about that",
+        ", , ,",
+        "is it on",
+    ]
+    joins = ["? ", ", ", " and ", ". ", "\n", " - ", "; "]
+    rng = random.Random(7)
+    for _ in range(3000):
+        pieces = [
+            rng.choice(questions) if rng.random() < 0.5 else rng.choice(fragments)
+            for _ in range(rng.randint(2, 4))
+        ]
+        message = "".join(piece + rng.choice(joins) for piece in pieces)
+        reply = brain.reply(message)
+        assert reply.text, message
