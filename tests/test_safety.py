@@ -24,8 +24,8 @@ MILD = EVAL["mild"]
 ADVICE = EVAL["advice"]
 NOT_ADVICE = EVAL["not_advice"]
 MAX_FALSE_ALARM_RATE = 1 / 20
-# Batches written blind to the gate (see the file's header): what the gate routes of them (942 of
-# 948 now) must not fall below the floor; what it misses is listed by the test.
+# Batches written blind to the gate (see the file's header): what the gate routes of them (1,052
+# of 1,058 now) must not fall below the floor; what it misses is listed by the test.
 BLIND = yaml.safe_load((Path(__file__).parent / "data" / "safety_blind.yaml").read_text(encoding="utf-8"))
 BLIND_RECALL_FLOOR = 0.99
 
