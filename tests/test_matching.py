@@ -4,6 +4,7 @@ one, sibling entries, and questions the documents do not answer)."""
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -385,8 +386,6 @@ def test_any_mix_of_questions_and_follow_on_fragments_gets_a_reply(brain: Brain)
     """People join questions with fragments that point back and name nothing ("what are the
     hours? is it today?"). Thousands of such mixes, built from the labelled questions, must each
     get a reply: a crash here loses the message."""
-    import random
-
     data = load_eval()
     questions = [item["q"] for item in data["answerable"]] + list(data["unanswerable"])
     fragments = [
