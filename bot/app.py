@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from telegram import BotCommand, Update
-from telegram.ext import Application, ApplicationBuilder, PersistenceInput
+from telegram.ext import Application, ApplicationBuilder, Defaults, PersistenceInput
 from telegram.request import BaseRequest
 
 import handlers
@@ -51,6 +51,8 @@ def build_application(
         request=request,
         get_updates_request=updates_request or request,
         inbox=inbox,
+        # A reply still goes out when the message it quotes was deleted in the meantime.
+        defaults=Defaults(allow_sending_without_reply=True),
         **({"base_url": settings.api_base_url} if settings.api_base_url else {}),
     )
     builder = (

@@ -1123,7 +1123,9 @@ class TelegramServer:
         self._exceptions: list[str] = []
         self._requests: list[RequestRecord] = []
         self._request_counts: Counter[str] = Counter()
-        self._injected: dict[str, deque[ApiError]] = defaultdict(deque)
+        self._injected: dict[str, deque[tuple[ApiError, Callable[[Params], bool] | None]]] = defaultdict(
+            deque
+        )
         self._holds: dict[str, Hold] = {}
         self._methods: dict[str, Callable[[Params], Any]] = {
             name[len("_m_") :]: getattr(self, name) for name in dir(self) if name.startswith("_m_")
@@ -1326,8 +1328,10 @@ class TelegramServer:
         error_code: int = 502,
         retry_after: int | None = None,
         times: int = 1,
+        when: Callable[[Params], bool] | None = None,
     ) -> None:
-        """Answer the next ``times`` calls of ``method`` with this error (not counted in errors()).
+        """Answer the next ``times`` calls of ``method`` (whose parameters pass ``when``, if given)
+        with this error (not counted in errors()).
 
         For flood control: ``fail_next("sendMessage", "Too Many Requests: retry after 3",
         error_code=429, retry_after=3)``.
@@ -1335,7 +1339,7 @@ class TelegramServer:
         params = {"retry_after": retry_after} if retry_after is not None else None
         with self._lock:
             for _ in range(times):
-                self._injected[method.lower()].append(ApiError(error_code, description, params))
+                self._injected[method.lower()].append((ApiError(error_code, description, params), when))
 
     def hold(self, method: str, when: Callable[[Params], bool] | None = None) -> Hold:
         """Stall every call of ``method`` (whose parameters pass ``when``, if given) until the
@@ -1578,6 +1582,15 @@ class TelegramServer:
             self._messages[key] = edited
             self._enqueue({"edited_message": edited}, deliver=self._delivered(self._state(key[0]), edited))
             return copy.deepcopy(edited)
+
+    def delete_own(self, message: JSONDict) -> None:
+        """The user deletes their own message. Telegram tells a bot nothing of it; the bot finds
+        out only when it quotes or edits the message."""
+        with self._cond:
+            key = (message["chat"]["id"], message["message_id"])
+            if key not in self._messages or self._messages[key]["from"]["id"] == self.bot.id:
+                raise KeyError(f"no user message {key[1]} in chat {key[0]}")
+            self._deleted.add(key)
 
     def press_button(
         self,
@@ -1925,10 +1938,11 @@ class TelegramServer:
     def _call(self, name: str, params: Params, client_gone: Callable[[], bool]) -> tuple[int, bytes, str]:
         lowered = name.lower()
         with self._lock:
-            injected = self._injected.get(lowered)
-            if injected:
-                error = injected.popleft()
-                return self._encode(error.status, self._error_body(error))
+            injected = self._injected.get(lowered, ())
+            for error, when in injected:
+                if when is None or when(params):
+                    injected.remove((error, when))
+                    return self._encode(error.status, self._error_body(error))
             hold = self._holds.get(lowered)
         if hold is not None and (hold.when is None or hold.when(params)):
             hold.stall(client_gone)

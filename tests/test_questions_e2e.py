@@ -209,3 +209,15 @@ async def test_in_groups_the_bot_answers_only_when_addressed(live: LiveBot) -> N
     assert texts.NOT_WHAT_I_ASKED not in [label for label, _ in live.api.buttons(reply)]  # whose question?
     await live.api.wait_until_consumed()
     assert len(live.api.messages(group)) == 1
+
+
+async def test_a_question_deleted_before_its_answer_is_still_answered(live: LiveBot) -> None:
+    user = live.api.add_user("Mo")
+    with live.api.hold("sendMessage") as replying:  # the answer (it quotes the question) is on its way
+        sent = live.api.send_text(user, "how much is the pain course?")
+        await live.api.wait_for(lambda: replying.waiting, description="the answer being sent")
+        live.api.delete_own(sent)
+    reply = await live.api.wait_for_message(user)
+    assert "£600" in reply["text"] and "reply_to_message" not in reply
+    live.api.assert_no_errors()
+
