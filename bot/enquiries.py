@@ -482,6 +482,13 @@ class EnquiryLog:
         """The enquiry with this number; EnquiryNotFound (a LookupError) if there is none."""
         return self._require(enquiry_id)
 
+    def for_update(self, update_id: int) -> Enquiry | None:
+        """The first enquiry filed from this Telegram update, of any kind; None if none was."""
+        found = self._enquiries(
+            "SELECT * FROM enquiries WHERE update_id = ? ORDER BY id LIMIT 1", [update_id]
+        )
+        return found[0] if found else None
+
     def find(self, enquiry_id: int) -> Enquiry | None:
         """Like get() but None when missing, for handlers that treat that as normal."""
         try:
@@ -861,6 +868,9 @@ class AsyncEnquiryLog:
 
     async def get(self, enquiry_id: int) -> Enquiry:
         return await self.call(EnquiryLog.get, enquiry_id)
+
+    async def for_update(self, update_id: int) -> Enquiry | None:
+        return await self.call(EnquiryLog.for_update, update_id)
 
     async def find(self, enquiry_id: int) -> Enquiry | None:
         return await self.call(EnquiryLog.find, enquiry_id)

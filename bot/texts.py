@@ -65,6 +65,10 @@ UNKNOWN_COMMAND = "I don't know the command {command}. Send /help to see what I 
 EDITED = "I saw you edited your message; here's my answer to the new version:"
 GROUP_HINT = "Mention me (@{username}) or reply to my message to ask a question here."
 ERROR = "Sorry, something went wrong on my side. Please try again in a moment."
+ERROR_PASSED_ON = (
+    "Sorry, something went wrong on my side. Your message is safe with our team ({reference}), "
+    "and someone will follow up with you here."
+)
 
 # (command, description) in the order shown in Telegram's menu and in /help.
 COMMANDS: tuple[tuple[str, str], ...] = (

@@ -221,3 +221,23 @@ async def test_a_question_deleted_before_its_answer_is_still_answered(live: Live
     assert "£600" in reply["text"] and "reply_to_message" not in reply
     live.api.assert_no_errors()
 
+
+async def test_a_question_the_bot_fails_to_answer_is_kept_for_staff(live: LiveBot) -> None:
+    user = live.api.add_user("Ned")
+    # Telegram refuses the answer for a reason the bot does not expect: the handler fails.
+    live.api.fail_next(
+        "sendMessage",
+        "Bad Request: something new",
+        error_code=400,
+        when=lambda p: p.integer("chat_id") == user.id,
+    )
+    reply = await live.ask(user, "how much is the pain course?")
+    [(number, kind, text, details)] = rows(live, "select id, kind, text, details from enquiries")
+    assert (kind, text, json.loads(details)) == (
+        "fallback",
+        "how much is the pain course?",
+        {"bot_error": "BadRequest"},
+    )
+    assert reply["text"] == texts.ERROR_PASSED_ON.format(reference=f"ENQ-{number:06d}")
+    post = await live.api.wait_for_message(live.staff_chat)
+    assert "how much is the pain course?" in post["text"] and "bot error: BadRequest" in post["text"]

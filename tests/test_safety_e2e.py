@@ -57,3 +57,21 @@ async def test_a_complaint_no_red_flag_names_still_gets_the_warning_signs(live: 
     assert "Seek help now if you notice" in reply["text"]  # ...but told what would need help, and where
     assert reply["reply_markup"]["inline_keyboard"]  # the "did you mean" choices are still offered
     live.api.assert_no_errors()
+
+
+async def test_urgent_advice_the_bot_fails_to_send_is_sent_again(live: LiveBot) -> None:
+    patient = live.api.add_user("Uma")
+    live.api.fail_next(
+        "sendMessage",
+        "Bad Request: something new",
+        error_code=400,
+        when=lambda p: p.integer("chat_id") == patient.id,
+    )
+    reply = await live.ask(
+        patient, "my lips are swelling up since the injections and i cant breathe properly"
+    )
+    assert reply["text"].startswith("This could be a medical emergency. Please call 999 now")
+    assert reply["text"].endswith(texts.PASSED_ON)
+    with sqlite3.connect(live.db_path) as db:
+        assert [kind for (kind,) in db.execute("select kind from enquiries")] == ["urgent"]  # filed once
+    assert (await live.api.wait_for_message(live.staff_chat))["text"].startswith("🚨 URGENT")
