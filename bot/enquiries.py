@@ -237,6 +237,18 @@ def _m006_enquiry_update(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="007_enquiry_message")
+def _m007_enquiry_message(db: Database) -> None:
+    # The person's message an enquiry passes on when it is filed from a button ("None of these",
+    # "Not what I asked"): a double tap sends two updates for one question, which files it once.
+    _ddl(
+        db,
+        "ALTER TABLE enquiries ADD COLUMN message_id INTEGER",
+        "CREATE UNIQUE INDEX enquiries_message ON enquiries (chat_id, message_id, kind)"
+        " WHERE message_id IS NOT NULL",
+    )
+
+
 def _migrate(db: Database) -> None:
     try:
         MIGRATIONS.apply(db)
@@ -441,26 +453,35 @@ class EnquiryLog:
         text: str,
         details: Mapping[str, Any] | None = None,
         update_id: int | None = None,
+        message_id: int | None = None,
     ) -> Enquiry:
         """Store a new enquiry; it is committed (fsynced) before this returns, so the
         reference handed to the user always points at a row that survives a crash.
 
         `update_id` is the Telegram update it came from: the same update filing the same kind
-        again (handled twice after a crash) gets the enquiry already stored."""
+        again (handled twice after a crash) gets the enquiry already stored. `message_id` is the
+        person's message it passes on, for enquiries filed from a button: the same message in
+        the same chat filed as the same kind again (a double tap) gets the stored one too."""
         if kind not in KINDS:
             raise ValueError(f"unknown enquiry kind {kind!r}: expected one of {', '.join(KINDS)}")
         now = self.now()
         with self.write() as db:
+            found = None
             if update_id is not None:
                 found = db.execute(
                     "SELECT id FROM enquiries WHERE update_id = ? AND kind = ?", [update_id, kind]
                 ).fetchone()
-                if found is not None:
-                    return self._require(found[0])
+            if found is None and message_id is not None:
+                found = db.execute(
+                    "SELECT id FROM enquiries WHERE chat_id IS ? AND message_id = ? AND kind = ?",
+                    [chat_id, message_id, kind],
+                ).fetchone()
+            if found is not None:
+                return self._require(found[0])
             cursor = db.execute(
                 "INSERT INTO enquiries (created_at, updated_at, user_id, chat_id, display_name,"
-                " username, kind, text, details, status, staff_notes, update_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', '[]', ?)",
+                " username, kind, text, details, status, staff_notes, update_id, message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', '[]', ?, ?)",
                 [
                     now,
                     now,
@@ -472,6 +493,7 @@ class EnquiryLog:
                     text or "",
                     _to_json(dict(details or {})),
                     update_id,
+                    message_id,
                 ],
             )
             enquiry_id = cursor.lastrowid
@@ -860,10 +882,20 @@ class AsyncEnquiryLog:
         text: str,
         details: Mapping[str, Any] | None = None,
         update_id: int | None = None,
+        message_id: int | None = None,
     ) -> Enquiry:
         """See EnquiryLog.record: committed before the coroutine returns."""
         return await self.call(
-            EnquiryLog.record, kind, user_id, chat_id, display_name, username, text, details, update_id
+            EnquiryLog.record,
+            kind,
+            user_id,
+            chat_id,
+            display_name,
+            username,
+            text,
+            details,
+            update_id,
+            message_id,
         )
 
     async def get(self, enquiry_id: int) -> Enquiry:

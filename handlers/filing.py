@@ -66,9 +66,15 @@ def post_buttons(enquiry: Enquiry, *, take: bool = True, done: bool = True) -> I
 
 
 async def file_enquiry(
-    update: Update, context: CallbackContext, kind: str, text: str, details: dict[str, Any]
+    update: Update,
+    context: CallbackContext,
+    kind: str,
+    text: str,
+    details: dict[str, Any],
+    message_id: int | None = None,
 ) -> Enquiry | None:
     """Store the enquiry (committed), then post it to staff; None if it could not be stored.
+    `message_id`: the person's message it passes on, when a button files it (see record).
 
     The post runs as a task of its own: the person's reply, above all urgent safety advice,
     must never wait on the staff chat (PTB awaits such tasks when the application stops).
@@ -84,6 +90,7 @@ async def file_enquiry(
             text=text,
             details=details,
             update_id=update.update_id,
+            message_id=message_id,
         )
     except Exception:
         log.exception("could not store a %s enquiry", kind)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
+from telegram.error import BadRequest
 from telegram.ext import CallbackContext
 
 from bot import texts
@@ -96,9 +97,12 @@ async def _pass_on(
     if not question:
         await query.message.reply_text(texts.ASK_PROMPT)
         return
-    enquiry = await file_enquiry(update, context, Kind.FALLBACK.value, question, details)
+    enquiry = await file_enquiry(update, context, Kind.FALLBACK.value, question, details, asked.message_id)
     if enquiry is not None:
-        await query.edit_message_reply_markup(buttons_left)
+        try:
+            await query.edit_message_reply_markup(buttons_left)
+        except BadRequest:  # a double tap: the first tap took the button away already
+            log.info("the pressed message's buttons were already updated")
     await query.message.reply_text(texts.NONE_OF_THESE_REPLY if enquiry else texts.FALLBACK_NOT_SAVED)
 
 

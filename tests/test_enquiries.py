@@ -159,6 +159,7 @@ def test_migrations_applied_once_and_idempotent(db_path: Path) -> None:
         "004_persistence",
         "005_inbox",
         "006_enquiry_update",
+        "007_enquiry_message",
     ]
     with EnquiryLog(db_path) as log:
         assert [m.name for m in MIGRATIONS.applied(log.db)] == names

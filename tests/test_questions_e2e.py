@@ -73,6 +73,16 @@ async def test_none_of_these_passes_the_question_to_staff(live: LiveBot) -> None
     assert "how long?" in post["text"] and "ENQ-" in post["text"]
 
 
+async def test_a_double_tap_on_none_of_these_passes_the_question_on_once(live: LiveBot) -> None:
+    user = live.api.add_user("Em")
+    reply = await live.ask(user, "how long?")
+    live.api.press_button(user, reply, "v1:none")
+    live.api.press_button(user, reply, "v1:none")  # before the bot has taken the button away
+    for _ in range(2):
+        assert (await live.api.wait_for_message(user))["text"] == texts.NONE_OF_THESE_REPLY
+    assert rows(live, "select kind, text from enquiries") == [("fallback", "how long?")]
+
+
 async def test_an_answer_that_missed_can_be_passed_to_staff_with_one_tap(live: LiveBot, brain) -> None:
     question = "does the pack include the slides from the day"
     assert brain.reply(question).kind.value == "answer"  # the premise: a confident answer...
