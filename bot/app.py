@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from telegram import BotCommand, Update
+from telegram.error import BadRequest
 from telegram.ext import Application, ApplicationBuilder, Defaults, PersistenceInput
 from telegram.request import BaseRequest
 
@@ -23,6 +25,22 @@ from handlers.privacy import purge_expired
 from knowledge import english
 
 log = logging.getLogger(__name__)
+
+
+class MesobotBot(InboxBot):
+    """The inbox's bot, which also handles a button pressed long ago (the bot was down, or
+    busy): Telegram then refuses the press's answer, and the bot goes on with the reply."""
+
+    __slots__ = ()
+
+    async def answer_callback_query(self, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return await super().answer_callback_query(*args, **kwargs)
+        except BadRequest as error:
+            if "query is too old" not in error.message.lower():
+                raise
+            log.info("a button press too old to answer: handled all the same")
+            return False
 
 
 def build_application(
@@ -46,7 +64,7 @@ def build_application(
         # reply waits for one (up to 30 s) rather than failing. getUpdates has its own.
         request, updates_request = AiohttpRequest(connections=16), AiohttpRequest(connections=1)
     inbox = Inbox(enquiry_log)
-    bot = InboxBot(
+    bot = MesobotBot(
         token=token or settings.require_token(),
         request=request,
         get_updates_request=updates_request or request,

@@ -63,6 +63,15 @@ async def test_did_you_mean_buttons_answer_the_chosen_question(live: LiveBot, br
     assert live.api.unanswered_callbacks() == []
 
 
+async def test_a_choice_pressed_long_before_the_bot_reads_it_is_still_answered(live: LiveBot, brain) -> None:
+    user = live.api.add_user("Dot")
+    reply = await live.ask(user, "how long?")
+    live.api.callback_query_ttl = 0  # the bot was down: Telegram no longer takes an answer to the press
+    label, data = live.api.buttons(reply)[0]
+    answer = await live.press(user, reply, data)
+    assert answer["text"].startswith(brain.knowledge.entry(data.removeprefix("v1:faq:")).answer)
+
+
 async def test_none_of_these_passes_the_question_to_staff(live: LiveBot) -> None:
     user = live.api.add_user("Ed")
     reply = await live.ask(user, "how long?")
