@@ -30,6 +30,9 @@ async def on_error(update: object, context: CallbackContext) -> None:
     if isinstance(error, Forbidden):
         log.warning("Telegram: %s", error)  # the user blocked the bot: nothing can reach them
         return
+    if isinstance(error, BadRequest) and "message is not modified" in error.message.lower():
+        log.info("Telegram: %s", error)  # a double tap editing what the first tap already changed
+        return
     if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
         log.warning("Telegram: %s", error)  # a connection that failed or timed out, not a bug
     else:

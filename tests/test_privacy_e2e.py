@@ -133,6 +133,17 @@ async def test_forgetme_no_keeps_everything_yes_deletes_only_theirs(live: LiveBo
     live.api.assert_no_errors()
 
 
+async def test_a_double_tap_on_keep_my_data_gets_no_error(live: LiveBot) -> None:
+    dan = live.api.add_user("Dan")
+    ask = await live.ask(dan, "/forgetme")
+    first = live.api.press_button(dan, ask, "v1:forget:no")
+    second = live.api.press_button(dan, ask, "v1:forget:no")  # before the first took the buttons away
+    for query in (first, second):
+        await live.api.wait_for_callback_answer(query)
+    assert (await live.ask(dan, "/mydata"))["text"] == texts.MYDATA_NOTHING  # handled after both taps
+    assert [m["text"] for m in live.api.messages(dan)] == [texts.FORGET_KEPT, texts.MYDATA_NOTHING]
+
+
 async def test_forgetme_mid_booking_drops_the_booking_too(live: LiveBot) -> None:
     fay = live.api.add_user("Fay")
     assert (await live.ask(fay, "/book"))["text"] == texts.BOOK_COURSE
