@@ -54,6 +54,16 @@ class LiveBot:
         self.api.send_text(user, text)
         return await self.api.wait_for_message(user)
 
+    def refuse_next_reply(self, user: User) -> None:
+        """Telegram refuses the bot's next message to `user` with a bad request the bot does not
+        expect, so the handler sending it fails."""
+        self.api.fail_next(
+            "sendMessage",
+            "Bad Request: something new",
+            error_code=400,
+            when=lambda p: p.integer("chat_id") == user.id,
+        )
+
     async def press(self, user: User, message: dict, data: str) -> dict:
         """The user presses a button; returns the bot's next message to them."""
         self.api.press_button(user, message, data)

@@ -61,12 +61,7 @@ async def test_a_complaint_no_red_flag_names_still_gets_the_warning_signs(live: 
 
 async def test_urgent_advice_the_bot_fails_to_send_is_sent_again(live: LiveBot) -> None:
     patient = live.api.add_user("Uma")
-    live.api.fail_next(
-        "sendMessage",
-        "Bad Request: something new",
-        error_code=400,
-        when=lambda p: p.integer("chat_id") == patient.id,
-    )
+    live.refuse_next_reply(patient)
     reply = await live.ask(
         patient, "my lips are swelling up since the injections and i cant breathe properly"
     )
