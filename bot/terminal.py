@@ -181,8 +181,12 @@ class TerminalRequest(BaseRequest):
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
 
+# Bare "quit" too: someone trying the bot types what ends most terminal programs, not a question.
+QUIT_WORDS = frozenset({"/quit", "/exit", "quit", "exit", "q"})
+
+
 def chat(settings: Settings) -> int:
-    """Chat with the bot in this terminal until /quit or end of input."""
+    """Chat with the bot in this terminal until /quit (or quit, exit) or end of input."""
     return asyncio.run(_chat(settings))
 
 
@@ -202,7 +206,7 @@ async def _chat(settings: Settings) -> int:
         while True:
             await _settle(application, telegram)  # the bot answers before the next prompt
             line = await loop.run_in_executor(None, _read_line)
-            if line is None or line.strip() in ("/quit", "/exit"):
+            if line is None or line.strip().lower() in QUIT_WORDS:
                 break
             telegram.type_line(line)
         await _settle(application, telegram)

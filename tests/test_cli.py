@@ -76,6 +76,17 @@ def test_chat_runs_the_real_bot_in_the_terminal(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_chat_ends_at_a_bare_quit_without_filing_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.sqlite3")
+    result = run("chat", stdin="where is it held?\nquit\nhow much is parking?\n", env={"MESOBOT_DB": db})
+    assert result.returncode == 0, result.stderr
+    assert "22 Harley Street" in result.stdout
+    assert "parking" not in result.stdout  # the chat ended at "quit"
+    filed = run("enquiries", "--db", db, "export", "--format", "json")
+    assert filed.returncode == 0, filed.stderr
+    assert [e["text"] for e in json.loads(filed.stdout)] == []  # nothing for staff
+
+
 def test_bad_settings_stop_with_one_line() -> None:
     result = run("run", env={"TELEGRAM_BOT_TOKEN": "not-a-token"})
     assert result.returncode == 2
