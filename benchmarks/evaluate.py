@@ -1,6 +1,7 @@
 """Score the matcher on the labelled evaluation set: the figures the tests assert and the README reports.
 
 Usage: python -m benchmarks.evaluate [--split dev|test|all] [--show-misses] [--timing] [--pools]
+                                     [--conversations]
 
 The set is split in two so that tuning stays honest: the dev half (items at even positions of
 `answerable` and of `unanswerable`) is the one to tune on and to read misses from; the test half
@@ -16,13 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
+
+if TYPE_CHECKING:
+    from bot.brain import Brain
 
 EVAL_FILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_eval.yaml"
 POOLS_FILE = Path(__file__).resolve().parent / "data" / "out_of_scope_pools.yaml"
 ANSWERABLE_POOL_FILE = Path(__file__).resolve().parent / "data" / "answerable_pool.yaml"
+CONVERSATIONS_FILE = EVAL_FILE.parent / "conversations.yaml"
 Split = Literal["dev", "test", "all"]
 SPLITS: tuple[Split, ...] = ("dev", "test", "all")
 
@@ -116,6 +121,27 @@ def brain_decide() -> Decide:
     return decide
 
 
+def conversation_scores(brain: Brain, follow: bool, batch: str | None = None) -> dict[str, Scores]:
+    """Per kind of second message (follow-up, new-topic): how it is answered when read after the
+    reply to the first (`follow`), as the bot reads it, or on its own."""
+    conversations = yaml.safe_load(CONVERSATIONS_FILE.read_text(encoding="utf-8"))["conversations"]
+    by_kind: dict[str, dict[str, list]] = {}
+    answers: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+    for item in conversations:
+        if batch is not None and item["batch"] != batch:
+            continue
+        topic = brain.reply(item["first"]).topic if follow else None
+        reply = brain.reply(item["then"], topic)
+        key = f"{len(answers)}: {item['first']} / {item['then']}"  # a second message may recur
+        answers[key] = (reply.kind.value, reply.entry_ids, tuple(c.entry_id for c in reply.suggestions))
+        data = by_kind.setdefault(item["kind"], {"answerable": [], "unanswerable": []})
+        if item["expect"] == "none":
+            data["unanswerable"].append(key)
+        else:
+            data["answerable"].append({"q": key, "expect": item["expect"]})
+    return {kind: score(answers.__getitem__, data) for kind, data in by_kind.items()}
+
+
 def unseen(data: dict) -> dict:
     """The set without questions that are also, word for word, FAQ phrasings."""
     faq = yaml.safe_load((EVAL_FILE.parents[2] / "knowledge" / "faq.yaml").read_text())
@@ -163,6 +189,9 @@ def main() -> None:
     parser.add_argument("--show-misses", action="store_true", help="list misses (dev or all only)")
     parser.add_argument("--timing", action="store_true", help="also time the matcher (median, p99)")
     parser.add_argument("--pools", action="store_true", help="also score the out-of-scope pools (tuned on)")
+    parser.add_argument(
+        "--conversations", action="store_true", help="also score second messages, alone and as follow-ups"
+    )
     args = parser.parse_args()
     data = split(load_eval(), args.split)
     decide = brain_decide()
@@ -180,6 +209,15 @@ def main() -> None:
             f"answerable pool: top-1 {found.top1_rate:.1%} ({found.top1}/{found.answerable}), "
             f"answered or suggested {found.suggest_recall:.1%}"
         )
+    if args.conversations:
+        from bot.brain import Brain
+
+        brain = Brain.load()
+        for batch in ("M", "N", None):
+            for follow in (False, True):
+                for kind, found in conversation_scores(brain, follow, batch).items():
+                    read = "after the first" if follow else "alone"
+                    print(f"conversations {batch or 'all'}, {kind}, read {read}: {found.summary()}")
     if args.timing:
         median, p99 = latency(data)
         print(f"matcher latency: median {median:.3f} ms, p99 {p99:.3f} ms")

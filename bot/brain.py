@@ -46,8 +46,9 @@ class Brain:
         matcher = Matcher(knowledge.entries + knowledge.gaps, language)
         return cls(knowledge, matcher, safety, booking)
 
-    def reply(self, text: str) -> Reply:
-        """Decide what to say to one message."""
+    def reply(self, text: str, topic: str | None = None) -> Reply:
+        """Decide what to say to one message; `topic` is the entry answered just before, which a
+        follow-up ("and for members?") may lean on."""
         question = text.strip()
         finding = self.safety.check(question)
         if finding is not None:
@@ -60,11 +61,16 @@ class Brain:
             return self.watchful(self.book(question))
         if _ABOUT_BOT.search(question):
             return self.small_talk(question)
-        outcome = self.matcher.match(question[:MAX_MATCH_CHARS])
+        outcome = self.match(question[:MAX_MATCH_CHARS], topic)
         # Only a message that matched nothing can be small talk: fold its words again just then.
         if outcome.kind == "none" and not self.matcher.terms(question[:MAX_MATCH_CHARS]):
             return self.small_talk(question)
         return _offering(self.watchful(self.answer(outcome, question)))
+
+    def match(self, question: str, topic: str | None) -> Outcome:
+        """Match a question, as a follow-up to `topic` when there is one (and it is still in the FAQ)."""
+        previous = next((e for e in self.knowledge.entries if e.id == topic), None) if topic else None
+        return self.matcher.follow_up(question, previous) if previous else self.matcher.match(question)
 
     def watchful(self, reply: Reply) -> Reply:
         """A message telling how someone is after a treatment, in words no red flag names, gets

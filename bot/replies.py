@@ -43,6 +43,11 @@ class Reply:
     def entry_id(self) -> str | None:
         return self.entry_ids[0] if self.entry_ids else None
 
+    @property
+    def topic(self) -> str | None:
+        """The entry a follow-up to this reply may lean on ("and for members?"): the first answered."""
+        return self.entry_ids[0] if self.kind is Kind.ANSWER and self.entry_ids else None
+
     def to_json(self) -> dict[str, Any]:
         """The `python -m bot ask --json` object: these six fields, exactly."""
         return {

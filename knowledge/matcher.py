@@ -28,8 +28,9 @@ alone. What the sender tells around the question ("I'm a physio, ...", "going on
 is sun ok?") is context: read with it, weighed less, asking nothing, unless it is about their own
 health ("my husband has diabetes, can he have it?") or the question points back to it ("that
 microglia thing, is it proven?"). When the whole message only earns a "did you mean", the question
-read without that story may still settle it. Matching is fast: postings, a bounded first pass,
-rapidfuzz on a few only.
+read without that story may still settle it. A short message sent just after an answer may lean
+on it ("and for non-medical people?" after the membership price): `follow_up`. Matching is fast:
+postings, a bounded first pass, rapidfuzz on a few only.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ RERANK_SCORER = fuzz.WRatio  # robust to extra words around a phrasing, and to w
 UNKNOWN_DF = 3.0  # a word the FAQ never uses weighs like one found in this many entries
 FOCUS_PENALTY = 0.15  # an entry that misses what the message asks for (or a gap about another thing)
 PREAMBLE_WEIGHT = 0.25  # words only in what the sender says about themselves ("I'm a physio, ...")
+FOLLOW_UP_TERMS = 3  # a message this short may lean on the question answered just before it
+TOPIC_WEIGHT = 0.8  # ...whose words then weigh this much beside the message's own
 COMMON_FREQUENCY, COMMON_WEIGHT = 30_000, 0.5  # an unknown everyday word ("sister", "gym") weighs less
 SPELL_CACHE = 20_000  # typed words remembered with their correction
 
@@ -111,6 +114,13 @@ _BACK = re.compile(r"\b(?:that|this|those|these)\b", re.I)  # a question referri
 _POINTS_BACK = frozenset({"it", "its", "them", "they", "this", "that", "those", "these"})
 _NAMING = re.compile(r"^\s*(?:that|this|those|these|the)\b", re.I)  # "that microglia thing, is it proven?"
 _ASKING_WORD = re.compile(r"\b(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which)\b", re.I)
+# A message with none of these asks with no verb or question word of its own ("and for members?",
+# "per course?"): what it asks is in the question before it.
+_ASKS_ITSELF = re.compile(
+    r"\b(?:what|whats|wat|wot|how|hows|where|wheres|when|who|why|which|is|isnt|are|do|does|did|can|"
+    r"could|will|would|should|was|has|have|any|anything|tell|explain|define)\b",
+    re.I,
+)
 
 
 # What a clause does: asks; tells (about the sender, or a story around the question: context,
@@ -330,11 +340,15 @@ class Matcher:
         return frozenset(told - asked) if asked else frozenset()  # all told: nothing to weigh against
 
     def _rank(
-        self, words: Sequence[str], context: frozenset[str], asking: Sequence[str] | None = None
+        self,
+        words: Sequence[str],
+        context: frozenset[str],
+        asking: Sequence[str] | None = None,
+        context_weight: float = PREAMBLE_WEIGHT,
     ) -> list[Match]:
         """The best few entries for `words`, compared again as a sentence with `asking` (the
         clauses that ask, when a story is told around them: a short phrasing found inside the
-        story says nothing) or with all of them."""
+        story says nothing) or with all of them. The words of `context` weigh `context_weight`."""
         query = {stem(word) for word in words if word not in self.language.stopwords}
         if not query:
             return []
@@ -344,7 +358,7 @@ class Matcher:
         asked -= self._likened(words)
         sentence = _sentence(asking or words)
         ranked: list[Match] = []
-        for index, match, docs in self._first_pass(query, asked, context):
+        for index, match, docs in self._first_pass(query, asked, context, context_weight):
             phrasings = [self._doc_sentence[doc] for doc in docs] or self._sentences[index]
             closeness = process.extractOne(sentence, phrasings, scorer=RERANK_SCORER)[1] / 100
             score = (1 - RERANK_WEIGHT) * match.score + RERANK_WEIGHT * closeness
@@ -370,7 +384,7 @@ class Matcher:
         return named
 
     def _first_pass(
-        self, query: set[str], asked: set[str], context: frozenset[str]
+        self, query: set[str], asked: set[str], context: frozenset[str], context_weight: float
     ) -> list[tuple[int, Match, list[int]]]:
         """The RERANK best entries by weighted coverage and phrasing overlap, each with its index
         and the documents (phrasings) it shares words with.
@@ -379,7 +393,7 @@ class Matcher:
         common words (in a large FAQ, "mesotherapy" is in most entries) are skipped when even a
         perfect fit on those words could not beat the best found (MaxScore): the result is the
         same, without a pass over thousands of entries."""
-        message = self._scoring(query, asked, context)
+        message = self._scoring(query, asked, context, context_weight)
         weights, total = message.weights, message.total
         # Rarest words first; entries holding any of the first k are candidates. k grows until the
         # remaining (commonest) words could not lift any other entry above the fourth best.
@@ -397,8 +411,10 @@ class Matcher:
         top = self._best(self._coverage(weights, None), message)
         return [row[1:] for row in top]
 
-    def _scoring(self, query: set[str], asked: set[str], context: frozenset[str]) -> _Scoring:
-        weights = self._weights(query, context)
+    def _scoring(
+        self, query: set[str], asked: set[str], context: frozenset[str], context_weight: float
+    ) -> _Scoring:
+        weights = self._weights(query, context, context_weight)
         return _Scoring(query, asked, weights, sum(weights.values()), self._keyed(query, context))
 
     def _keyed(self, query: set[str], context: frozenset[str]) -> set[int]:
@@ -412,12 +428,12 @@ class Matcher:
             if keyword <= stated
         }
 
-    def _weights(self, query: set[str], context: frozenset[str]) -> dict[str, float]:
+    def _weights(self, query: set[str], context: frozenset[str], context_weight: float) -> dict[str, float]:
         """How much each of the message's words says: rare across the FAQ says more; a word the
         FAQ never uses weighs like a rare one (half as much if it is everyday English), and
         what the sender tells about themselves weighs less than what they ask."""
         return {
-            term: self._idf.get(term, self._unknown(term)) * (PREAMBLE_WEIGHT if term in context else 1.0)
+            term: self._idf.get(term, self._unknown(term)) * (context_weight if term in context else 1.0)
             for term in query
         }
 
@@ -600,6 +616,35 @@ class Matcher:
         if candidates:
             return Outcome("suggest", tuple(candidates))
         return Outcome("none")
+
+    def follow_up(self, text: str, topic: Entry) -> Outcome:
+        """Match a message sent just after `topic` was answered. Read alone, "and for non-medical
+        people?" after the membership price asks who may train; it asks that price again.
+
+        A short message that alone earns no confident answer, or a fragment asking with no word of
+        its own, is read again after the topic's question, whose words weigh a little less. That
+        reading is kept only when it is confident, every word of the message is one the FAQ knows,
+        and its most telling word belongs to the entry picked: "tell me a joke" or "can I take
+        ibuprofen after?" after the certificate stay as they were. A question the documents do
+        not answer ("and is there parking?") stays one."""
+        alone = self.match(text)
+        words = _whole(self._clause_words(text))
+        own = [word for word in words if word not in self.language.stopwords]
+        if alone.kind == "gap" or not own or len(own) > FOLLOW_UP_TERMS:
+            return alone
+        if alone.kind == "answer" and _ASKS_ITSELF.search(text):
+            return alone
+        terms = {stem(word) for word in own}
+        before = self.words(topic.question)
+        context = frozenset(stem(w) for w in before if w not in self.language.stopwords) - terms
+        ranked = self._rank([*before, *words], context, words, TOPIC_WEIGHT)
+        if not ranked or not _confident(ranked) or not terms <= self._idf.keys():
+            return alone
+        rarest = max(self._idf[t] for t in terms)
+        telling = {t for t in terms if self._idf[t] == rarest}  # ties: "weeks or months?"
+        if not telling & self._bags[self.entries.index(ranked[0].entry)]:
+            return alone
+        return Outcome("gap" if ranked[0].is_gap else "answer", (ranked[0],))
 
     def _asked_alone_agrees(self, clauses: Sequence[tuple[list[str], Role]], top: Match) -> bool:
         """Whether the clauses that ask, read without the story told around them, confidently

@@ -359,8 +359,8 @@ def test_pruning_gives_exactly_the_full_ranking_on_a_large_faq(brain: Brain) -> 
     ]
     big = Matcher([*knowledge.entries, *copies, *knowledge.gaps], brain.matcher.language)
 
-    def everything(self, query, asked, context):
-        message = self._scoring(query, asked, context)
+    def everything(self, query, asked, context, context_weight):
+        message = self._scoring(query, asked, context, context_weight)
         return [row[1:] for row in self._best(self._coverage(message.weights, None), message)]
 
     data = load_eval()
