@@ -14,6 +14,7 @@ from telegram.ext import Application, CallbackContext, ConversationHandler, Type
 from bot import texts
 from bot.services import services
 from handlers import handoff
+from handlers.follow_up import FOLLOW_UP_MINUTES
 from handlers.render import MAX_TEXT
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,11 @@ async def privacy(update: Update, context: CallbackContext) -> None:
     """/privacy: what is stored, why, for how long, and the user's rights."""
     settings = services(context).settings
     await update.effective_message.reply_text(
-        texts.PRIVACY.format(days=settings.retention_days, booking_minutes=settings.booking_timeout_minutes)
+        texts.PRIVACY.format(
+            days=settings.retention_days,
+            booking_minutes=settings.booking_timeout_minutes,
+            follow_up_minutes=FOLLOW_UP_MINUTES,
+        )
     )
 
 

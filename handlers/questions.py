@@ -15,7 +15,7 @@ from telegram.ext import CallbackContext
 from bot import texts
 from bot.replies import Kind, Reply
 from bot.services import services
-from handlers import render
+from handlers import follow_up, render
 from handlers.filing import file_enquiry
 from handlers.groups import addressed_text
 
@@ -34,7 +34,8 @@ async def answer_message(update: Update, context: CallbackContext) -> Reply | No
         return None
     if update.edited_message is not None:
         await message.reply_text(texts.EDITED)
-    reply = services(context).brain.reply(text)
+    reply = services(context).brain.reply(text, follow_up.topic(update, context))
+    follow_up.remember(update, context, reply)
     if reply.kind is not Kind.BOOKING:
         await deliver(update, context, message, reply)
     return reply
@@ -65,6 +66,7 @@ async def choose_entry(update: Update, context: CallbackContext) -> None:
         await query.answer()
         await query.message.reply_text(texts.NO_QUESTION)
         return
+    follow_up.remember(update, context, reply)
     # Callback queries must be answered, even when there is nothing to show in the pop-up.
     await query.answer()
     await render.send(query.message, reply)

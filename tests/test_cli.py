@@ -65,14 +65,15 @@ def test_check_knowledge_summarises_and_a_broken_file_is_one_clear_error(tmp_pat
 
 
 def test_chat_runs_the_real_bot_in_the_terminal(tmp_path: Path) -> None:
-    lines = "how much is the course\nhow long?\n4\n/quit\n"
+    lines = "how long?\n4\nhow much is the course\nhow long?\n/quit\n"
     result = run("chat", stdin=lines, env={"MESOBOT_DB": str(tmp_path / "chat.sqlite3")})
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Hello" in out  # /start is sent for you
-    assert "£600" in out
-    assert "Did you mean" in out and "[4] None of these" in out
+    assert "Did you mean" in out and "[4] None of these" in out  # the course's, or a treatment's?
     assert texts.NONE_OF_THESE_REPLY in out  # the button reads the question the reply quotes
+    price, length = out.split("£600", 1)
+    assert "one full day" in length  # after the price, "how long?" asks about the course
     assert "Traceback" not in result.stderr
 
 

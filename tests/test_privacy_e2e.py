@@ -47,8 +47,9 @@ async def hand_off(live: LiveBot, user, question: str = QUESTION) -> dict:
 async def test_privacy_says_what_is_kept_why_and_for_how_long(live: LiveBot) -> None:
     user = live.api.add_user("Ana")
     reply = await live.ask(user, "/privacy")
-    assert reply["text"] == texts.PRIVACY.format(days=365, booking_minutes=60)
-    assert "365 more days" in reply["text"] and "/mydata" in reply["text"] and "/forgetme" in reply["text"]
+    assert reply["text"] == texts.PRIVACY.format(days=365, booking_minutes=60, follow_up_minutes=30)
+    assert "365 more days" in reply["text"] and "for 30 minutes" in reply["text"]
+    assert "/mydata" in reply["text"] and "/forgetme" in reply["text"]
     live.api.assert_no_errors()
 
 

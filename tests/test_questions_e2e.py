@@ -47,6 +47,26 @@ async def test_two_questions_in_one_message_are_both_answered(live: LiveBot) -> 
     assert "£600" in reply["text"] and "Harley Street" in reply["text"]
 
 
+async def test_a_follow_up_is_read_after_the_answer_before_it(live: LiveBot, monkeypatch) -> None:
+    follow_up = "and for non-medical people?"
+    eve, fay, gus = (live.api.add_user(name) for name in ("Eve", "Fay", "Gus"))
+    await live.ask(eve, "how much is membership?")
+    reply = await live.ask(eve, follow_up)
+    assert "£100 (Non-Medical)" in reply["text"]  # the membership price, not who may train
+    reply = await live.ask(fay, follow_up)  # another person, with no answer before it
+    assert "£100" not in reply["text"] and "non-medical backgrounds" in reply["text"]
+    # After the answer to a button pressed, too...
+    price = await live.ask(gus, "how much is the course?")
+    await live.press(gus, price, dict(live.api.buttons(price))["How much does SoMUK membership cost?"])
+    reply = await live.ask(gus, follow_up)
+    assert "£100 (Non-Medical)" in reply["text"]
+    # ...but not once the moment has passed: then the message is read on its own.
+    monkeypatch.setattr("handlers.follow_up.FOLLOW_UP_MINUTES", 0)
+    reply = await live.ask(gus, follow_up)
+    assert "£100" not in reply["text"]
+    live.api.assert_no_errors()
+
+
 async def test_did_you_mean_buttons_answer_the_chosen_question(live: LiveBot, brain) -> None:
     question = "how long?"
     assert brain.reply(question).kind.value == "suggest"  # the premise of this test
