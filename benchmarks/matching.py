@@ -45,10 +45,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import yaml
 from rapidfuzz import fuzz, process, utils
 
 from benchmarks.common import ROOT, Stopwatch, machine, median, ms, pct, percentile, rss_bytes, table
-from benchmarks.evaluate import Decide, Scores, load_eval, score, split
+from benchmarks.evaluate import (
+    CONVERSATIONS_FILE,
+    Decide,
+    Scores,
+    conversation_scores,
+    load_eval,
+    score,
+    split,
+)
 from bot.brain import Brain
 from knowledge.matcher import Matcher
 from knowledge.model import Entry, Gap
@@ -395,7 +404,64 @@ def accuracy(passes: int) -> tuple[str, Metrics]:
             "emb_median": median(samples[EmbeddingBaseline.name]),
         }
     markdown = render_accuracy(data, results, curves, samples, builds, notes, passes, ours_dev)
-    return markdown, metrics
+    return f"{markdown}\n\n{conversations(brain, passes)}", metrics
+
+
+def conversations(brain: Brain, passes: int) -> str:
+    """The second message of each labelled conversation, read alone and after the first: how
+    often it is answered right, and what leaning on the answer before costs in time."""
+    rows = []
+    for batch, label in (("M", "M (designed on)"), ("N", "N (held out)"), (None, "all")):
+        for kind in ("follow-up", "new-topic"):
+            alone = conversation_scores(brain, False, batch)[kind]
+            after = conversation_scores(brain, True, batch)[kind]
+            rows.append(
+                [
+                    label,
+                    kind,
+                    f"{alone.answerable} / {alone.unanswerable}",
+                    f"{pct(alone.top1_rate)} → **{pct(after.top1_rate)}**",
+                    f"{pct(alone.false_answer_rate)} → {pct(after.false_answer_rate)}",
+                ]
+            )
+    items = yaml.safe_load(CONVERSATIONS_FILE.read_text(encoding="utf-8"))["conversations"]
+    pairs = {str(i): (item["then"], brain.reply(item["first"]).topic) for i, item in enumerate(items)}
+    samples = time_interleaved(
+        {
+            "alone": lambda key: brain.reply(pairs[key][0]),
+            "after": lambda key: brain.reply(*pairs[key]),
+        },
+        list(pairs),
+        passes,
+    )
+    timing = table(
+        ["second message read", "median ms", "p99 ms", "median / alone"],
+        [
+            [
+                name,
+                ms(median(samples[name])),
+                ms(percentile(samples[name], 99)),
+                f"{median(samples[name]) / median(samples['alone']):.2f}×",
+            ]
+            for name in ("alone", "after")
+        ],
+    )
+    return "\n\n".join(
+        [
+            "### Conversations: a follow-up read after the answer before it",
+            f"`{CONVERSATIONS_FILE.relative_to(ROOT)}`: {len(items)} two-message conversations, written "
+            "blind and labelled by a second helper. In a follow-up the second message leans on the first "
+            '("how much is membership?" / "and for non-medical people?"); in a new topic it stands alone. '
+            "Each second message is scored through `Brain.reply`, alone and after the reply to the first "
+            "(as the bot reads it). Batch M was used to design follow-up matching; batch N was written "
+            "afterwards and scored once, held out.",
+            table(
+                ["batch", "second message", "answerable / not", "top-1, alone → after", "false answers"], rows
+            ),
+            f"Time per second message, both ways interleaved pass by pass ({passes} passes after a warm-up):",
+            timing,
+        ]
+    )
 
 
 def render_accuracy(
