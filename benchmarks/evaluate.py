@@ -123,15 +123,17 @@ def brain_decide() -> Decide:
 
 def conversation_scores(brain: Brain, follow: bool, batch: str | None = None) -> dict[str, Scores]:
     """Per kind of second message (follow-up, new-topic): how it is answered when read after the
-    reply to the first (`follow`), as the bot reads it, or on its own."""
+    first message and its reply (`follow`), as the bot reads it, or on its own."""
+    from bot.brain import Before
+
     conversations = yaml.safe_load(CONVERSATIONS_FILE.read_text(encoding="utf-8"))["conversations"]
     by_kind: dict[str, dict[str, list]] = {}
     answers: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
     for item in conversations:
         if batch is not None and item["batch"] != batch:
             continue
-        topic = brain.reply(item["first"]).topic if follow else None
-        reply = brain.reply(item["then"], topic)
+        before = Before().then(item["first"], brain.reply(item["first"])) if follow else None
+        reply = brain.reply(item["then"], before)
         key = f"{len(answers)}: {item['first']} / {item['then']}"  # a second message may recur
         answers[key] = (reply.kind.value, reply.entry_ids, tuple(c.entry_id for c in reply.suggestions))
         data = by_kind.setdefault(item["kind"], {"answerable": [], "unanswerable": []})

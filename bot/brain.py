@@ -29,6 +29,22 @@ _THANKS = {"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou"}
 
 
 @dataclass(frozen=True)
+class Before:
+    """What came just before a message in the same chat: a follow-up leans on it ("and for
+    members?" after the price; "it's spreading now" after "bit swollen since my meso")."""
+
+    message: str = ""  # the person's previous message, unless it was routed as urgent
+    topic: str | None = None  # the FAQ entry answered last
+
+    def then(self, message: str, reply: Reply) -> Before:
+        """What comes before the next message, once `message` got `reply`: after urgent advice,
+        nothing (a message routed already must not route what follows it again)."""
+        if reply.kind is Kind.URGENT:
+            return Before()
+        return Before(message, reply.topic or self.topic)
+
+
+@dataclass(frozen=True)
 class Brain:
     knowledge: Knowledge
     matcher: Matcher
@@ -46,11 +62,11 @@ class Brain:
         matcher = Matcher(knowledge.entries + knowledge.gaps, language)
         return cls(knowledge, matcher, safety, booking)
 
-    def reply(self, text: str, topic: str | None = None) -> Reply:
-        """Decide what to say to one message; `topic` is the entry answered just before, which a
-        follow-up ("and for members?") may lean on."""
+    def reply(self, text: str, before: Before | None = None) -> Reply:
+        """Decide what to say to one message, read after what came `before` it in the chat."""
         question = text.strip()
-        finding = self.safety.check(question)
+        before = before or Before()
+        finding = self.safety.check(question) or self.safety.check_follow_up(before.message, question)
         if finding is not None:
             text = f"{finding.advice}\n{texts.PASSED_ON}"
             return Reply(question, Kind.URGENT, text, red_flags=finding.flags, for_staff=True)
@@ -58,26 +74,35 @@ class Brain:
         if advice is not None:
             return Reply(question, Kind.FALLBACK, f"{advice}\n{texts.PASSED_ON}", for_staff=True)
         if self.booking.wants_to_book(question[:MAX_MATCH_CHARS]):
-            return self.watchful(self.book(question))
+            return self.watchful(self.book(question), before)
         if _ABOUT_BOT.search(question):
             return self.small_talk(question)
-        outcome = self.match(question[:MAX_MATCH_CHARS], topic)
+        outcome = self.match(question[:MAX_MATCH_CHARS], before.topic)
         # Only a message that matched nothing can be small talk: fold its words again just then.
         if outcome.kind == "none" and not self.matcher.terms(question[:MAX_MATCH_CHARS]):
             return self.small_talk(question)
-        return _offering(self.watchful(self.answer(outcome, question)))
+        return _offering(self.watchful(self.answer(outcome, question), before))
 
     def match(self, question: str, topic: str | None) -> Outcome:
         """Match a question, as a follow-up to `topic` when there is one (and it is still in the FAQ)."""
         previous = next((e for e in self.knowledge.entries if e.id == topic), None) if topic else None
         return self.matcher.follow_up(question, previous) if previous else self.matcher.match(question)
 
-    def watchful(self, reply: Reply) -> Reply:
+    def watchful(self, reply: Reply, before: Before) -> Reply:
         """A message telling how someone is after a treatment, in words no red flag names, gets
-        its reply with the warning signs after it: what to look out for, and where to go."""
+        its reply with the warning signs after it: what to look out for, and where to go. Just
+        after a message telling how someone is after a treatment, or an answer about
+        after-effects, "still itchy" is about the treatment too."""
         signs = self.safety.seek_help_signs
-        if signs in reply.text or not self.safety.after_treatment(reply.question):
+        treated = before.topic in self.safety.signs_for or self.safety.after_treatment(before.message)
+        if signs in reply.text or not self.safety.after_treatment(reply.question, treated):
             return reply
+        if (
+            treated
+            and reply.kind is Kind.ANSWER
+            and all(self.knowledge.entry(e).audience == "delegate" for e in reply.entry_ids)
+        ):  # a course fact is no answer to "a small bump", just after the aftercare answer
+            reply = Reply(reply.question, Kind.FALLBACK, texts.FALLBACK, score=reply.score, for_staff=True)
         return replace(reply, text=f"{reply.text}\n\n{signs}")
 
     def book(self, question: str) -> Reply:

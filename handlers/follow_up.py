@@ -1,48 +1,56 @@
-"""The answer each person got last, so that a follow-up ("and for members?") can lean on it.
+"""What came just before each person's message, so that a follow-up can lean on it: "and for
+members?" after the price, "it's spreading now" after "bit swollen since my meso".
 
 It sits in chat_data, which is never written to disk (see bot.app): per person, for
 FOLLOW_UP_MINUTES only, and gone on a restart or /forgetme. The brain decides what a follow-up
-means; this module only remembers which answer came last.
+means (bot.brain.Before); this module only keeps it.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from telegram import Update
 from telegram.ext import CallbackContext
 
-from bot.replies import Kind, Reply
+from bot.brain import Before
+from bot.replies import Reply
 
-FOLLOW_UP_MINUTES = 30  # a message this long after an answer is read on its own
-LAST_ANSWER = "last_answer"  # chat_data key: {user id: (entry id, when, in seconds since the epoch)}
+FOLLOW_UP_MINUTES = 30  # a message this long after the one before is read on its own
+RECENT = "recent"  # chat_data key: {user id: (Before, when, in seconds since the epoch)}
 
 
-def topic(update: Update, context: CallbackContext) -> str | None:
-    """The entry last answered to this person in this chat, if it is recent enough to follow up."""
+def before(update: Update, context: CallbackContext) -> Before:
+    """What this person said and was answered just before, in this chat, if recent enough."""
     recent = _recent(update, context)
     user = update.effective_user
-    last = recent.get(user.id) if recent is not None and user is not None else None
-    return last[0] if last is not None else None
+    kept = recent.get(user.id) if recent is not None and user is not None else None
+    return kept[0] if kept is not None else Before()
 
 
-def remember(update: Update, context: CallbackContext, reply: Reply) -> None:
-    """An answer becomes what a follow-up leans on; urgent advice ends the thread."""
+def said(update: Update, context: CallbackContext, message: str, reply: Reply) -> None:
+    """A message the person typed, and the brain's reply to it."""
+    _keep(update, context, before(update, context).then(message, reply))
+
+
+def answered(update: Update, context: CallbackContext, reply: Reply) -> None:
+    """An answer given without a message typed (a button pressed): a follow-up leans on it."""
+    _keep(update, context, replace(before(update, context), topic=reply.topic))
+
+
+def _keep(update: Update, context: CallbackContext, kept: Before) -> None:
     recent = _recent(update, context)
     user = update.effective_user
-    if recent is None or user is None:
-        return
-    if reply.topic is not None:
-        recent[user.id] = (reply.topic, time.time())
-    elif reply.kind is Kind.URGENT:
-        recent.pop(user.id, None)
+    if recent is not None and user is not None:
+        recent[user.id] = (kept, time.time())
 
 
-def _recent(update: Update, context: CallbackContext) -> dict[int, tuple[str, float]] | None:
-    """This chat's recent answers, the stale ones dropped."""
+def _recent(update: Update, context: CallbackContext) -> dict[int, tuple[Before, float]] | None:
+    """This chat's recent messages, the stale ones dropped."""
     if context.chat_data is None:
         return None
-    recent = context.chat_data.setdefault(LAST_ANSWER, {})
+    recent = context.chat_data.setdefault(RECENT, {})
     cutoff = time.time() - FOLLOW_UP_MINUTES * 60
     for user_id in [u for u, (_, at) in recent.items() if at < cutoff]:
         del recent[user_id]

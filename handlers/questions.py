@@ -34,8 +34,8 @@ async def answer_message(update: Update, context: CallbackContext) -> Reply | No
         return None
     if update.edited_message is not None:
         await message.reply_text(texts.EDITED)
-    reply = services(context).brain.reply(text, follow_up.topic(update, context))
-    follow_up.remember(update, context, reply)
+    reply = services(context).brain.reply(text, follow_up.before(update, context))
+    follow_up.said(update, context, text, reply)
     if reply.kind is not Kind.BOOKING:
         await deliver(update, context, message, reply)
     return reply
@@ -66,7 +66,7 @@ async def choose_entry(update: Update, context: CallbackContext) -> None:
         await query.answer()
         await query.message.reply_text(texts.NO_QUESTION)
         return
-    follow_up.remember(update, context, reply)
+    follow_up.answered(update, context, reply)
     # Callback queries must be answered, even when there is nothing to show in the pop-up.
     await query.answer()
     await render.send(query.message, reply)

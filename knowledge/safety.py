@@ -26,6 +26,7 @@ from knowledge import english
 from knowledge.yamlfile import KnowledgeError, LineDict, load_yaml
 
 DEFAULT_PATH = Path(__file__).with_name("red_flags.yaml")
+FOLLOW_UP_JOIN = ", "  # a message and the one after it, read as one sentence: a flag may span them
 
 Level = Literal["emergency", "urgent"]
 LEVELS: tuple[str, ...] = ("emergency", "urgent")  # most serious first
@@ -1029,6 +1030,22 @@ class SafetyGate:
             advice=self.advice_texts[level],
         )
 
+    def check_follow_up(self, before: str, text: str) -> SafetyFinding | None:
+        """The red flags of a message read after the person's message before it ("does meso
+        cause hives? I had my face done monday" then "got them on my arms now, itchy"), when
+        neither has any alone. The first must tell of a treatment had, and the later one of a
+        complaint, not ask about the course: "thanks, booking in now" after "does it cause
+        swelling of the lips?" reports nothing. A message routed already is not routed again by
+        what follows it."""
+        if not before.strip() or not text.strip() or self.check(before) is not None:
+            return None
+        later = self._message(text)
+        if not later.cues("complaint") or later.cues("course_question"):
+            return None
+        if not self._treated(self._message(before)):
+            return None
+        return self.check(f"{before}{FOLLOW_UP_JOIN}{text}")
+
     def _reason_for_treatment(self, message: _Message) -> bool:
         """Pain or illness someone wants treated, or that comes before any treatment ("tennis elbow
         is killing me, it's been months, do you treat that?"), is not a complication: no treatment
@@ -1041,17 +1058,19 @@ class SafetyGate:
         does not)."""
         return any(not message.negated_before(start, 2) for start, _ in message.cues("treated"))
 
-    def after_treatment(self, text: str) -> bool:
+    def after_treatment(self, text: str, treated: bool = False) -> bool:
         """Whether a message tells how someone is after a treatment ("day 9 and the spot where she
         injected still feels odd"), in whatever words: the net under the red flags. Fresh messages
         describe symptoms in ways no pattern list foresees, so a reply that is not urgent advice
-        still ends with the warning signs when this holds. Course questions are left alone."""
+        still ends with the warning signs when this holds. Course questions are left alone.
+        `treated`: the conversation is already about a treatment had ("still itchy", just after
+        the aftercare answer), so the message need not say so again."""
         if not text or not text.strip():
             return False
         message = self._message(text)
         return bool(
             message.tokens
-            and self._treated(message)
+            and (treated or self._treated(message))
             and message.cues("complaint")
             and not message.cues("course_question")
         )

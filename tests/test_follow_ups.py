@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.evaluate import Scores, conversation_scores
-from bot.brain import Brain
+from bot.brain import Before, Brain
 
 # Read alone, the 224 answerable follow-ups score 45.1% top-1; read after the first message, 54.5%
 # (batch N, held out while this was built: 49.1% -> 57.3%). New topics do not move (90.4%).
@@ -74,12 +74,12 @@ def test_leaning_on_the_message_before_adds_few_confident_wrong_answers(alone, a
 def test_a_second_message_after_an_answer(
     brain: Brain, first: str, then: str, kind: str, entry_id: str | None
 ) -> None:
-    topic = brain.reply(first).topic
-    assert topic is not None, f"the premise: {first!r} is answered"
-    reply = brain.reply(then, topic)
+    answered = brain.reply(first)
+    assert answered.topic is not None, f"the premise: {first!r} is answered"
+    reply = brain.reply(then, Before().then(first, answered))
     assert (reply.kind.value, reply.entry_id) == (kind, entry_id)
 
 
 def test_an_answer_from_an_older_faq_is_no_topic(brain: Brain) -> None:
     """A topic remembered before the FAQ changed, whose entry has since gone, is ignored."""
-    assert brain.reply("how long?", "an-entry-since-removed") == brain.reply("how long?")
+    assert brain.reply("how long?", Before(topic="an-entry-since-removed")) == brain.reply("how long?")
