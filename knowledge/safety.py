@@ -65,6 +65,17 @@ _NOT_SYMPTOMS = frozenset(
 _APOSTROPHES = "'’‘`´ʼ"
 _WILL = re.compile(rf"\b(i|you|we|they|he|she|it|that|there|who)[{_APOSTROPHES}]ll\b")
 _APOSTROPHE = re.compile(f"[{_APOSTROPHES}]")
+# "my tongue's gone fat" is "my tongue has gone fat", not "tongues"; "the calf's swollen" is
+# "the calf is swollen". "It's", "that's" and the like stay one word ("its", "thats"), as the
+# patterns spell them.
+_NOUN_IS = re.compile(
+    rf"\b(?!(?:it|he|she|that|there|what|who|where|how|let|here|when|why)[{_APOSTROPHES}])"
+    rf"([a-z]+)[{_APOSTROPHES}]s\b"
+)
+_NOUN_HAS = re.compile(
+    rf"\b(?!(?:it|he|she|that|there|what|who|where|how|let|here|when|why)[{_APOSTROPHES}])"
+    rf"([a-z]+)[{_APOSTROPHES}]s(?= (?:been|got|gotten|gone|come|become|grown|had|[a-z]+ed)\b)"
+)
 _DECIMAL = re.compile(r"(\d+)[.,]\d+")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
 _STRONG = re.compile(r"[.!?;…\n\r]+|(?<!\d):(?!\d)")
@@ -471,6 +482,8 @@ class _Normaliser:
         if not text.isascii():
             text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
         text = _WILL.sub(r"\1 will", text)
+        text = _NOUN_HAS.sub(r"\1 has", text)
+        text = _NOUN_IS.sub(r"\1 is", text)
         text = _APOSTROPHE.sub("", text)
         text = _DECIMAL.sub(r"\1", text)
         text = text.replace("&", " and ")
