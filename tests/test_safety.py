@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.brain import Brain
-from bot.replies import Kind
+from bot.brain import Before, Brain
+from bot.replies import Kind, Reply
 from knowledge.safety import DEFAULT_PATH, LEVELS, SafetyFinding, SafetyGate
 from knowledge.yamlfile import KnowledgeError
 
@@ -28,6 +28,13 @@ MAX_FALSE_ALARM_RATE = 1 / 20
 # of 1,058 now) must not fall below the floor; what it misses is listed by the test.
 BLIND = yaml.safe_load((Path(__file__).parent / "data" / "safety_blind.yaml").read_text(encoding="utf-8"))
 BLIND_RECALL_FLOOR = 0.99
+# Two-message conversations (see the file's header), each second message read after the first as
+# the bot reads it: 226 of 230 urgent ones routed now; batch 2, written blind, routed 92 of 110
+# before the changes it prompted.
+CONVERSATIONS = yaml.safe_load(
+    (Path(__file__).parent / "data" / "safety_conversations.yaml").read_text(encoding="utf-8")
+)
+CONVERSATION_RECALL_FLOOR = 0.98
 
 # the red flags the brief names, each of which the labelled set must exercise several ways
 CORE_FLAGS = (
@@ -155,6 +162,57 @@ def test_false_alarm_rate_on_the_blind_mild_messages(gate: SafetyGate) -> None:
     offenders = [item["text"] for item in BLIND["mild"] if gate.check(item["text"]) is not None]
     rate = len(offenders) / len(BLIND["mild"])
     assert rate <= MAX_FALSE_ALARM_RATE, f"false-alarm rate {rate:.1%}:\n" + "\n".join(offenders)
+
+
+# ---- conversations: a complication told across two messages
+
+
+def _conversation(brain: Brain, item: dict) -> tuple[Reply, Reply]:
+    """The replies to the first message and to the second, read after the first."""
+    first = brain.reply(item["first"])
+    return first, brain.reply(item["then"], Before().then(item["first"], first))
+
+
+@pytest.fixture(scope="module")
+def brain() -> Brain:
+    return Brain.load()
+
+
+def test_a_complication_told_across_two_messages_is_routed(brain: Brain) -> None:
+    missed, unguarded, downgraded = [], [], []
+    for item in CONVERSATIONS["urgent"]:
+        first, then = _conversation(brain, item)
+        routed = first if first.kind is Kind.URGENT else then
+        if routed.kind is not Kind.URGENT:
+            missed.append(f"{item['first']!r} / {item['then']!r}")
+            if brain.safety.seek_help_signs not in then.text:
+                unguarded.append(missed[-1])
+        elif item["level"] == "emergency" and not routed.text.startswith(
+            brain.safety.advice_texts["emergency"]
+        ):
+            downgraded.append(f"{item['first']!r} / {item['then']!r}")
+    recall = 1 - len(missed) / len(CONVERSATIONS["urgent"])
+    assert recall >= CONVERSATION_RECALL_FLOOR, f"routed {recall:.1%}; missed:\n" + "\n".join(missed)
+    assert not unguarded, "neither urgent advice nor the warning signs:\n" + "\n".join(unguarded)
+    assert not downgraded, "an emergency told it can wait:\n" + "\n".join(downgraded)
+
+
+def test_few_mild_second_messages_raise_an_alarm(brain: Brain) -> None:
+    alarmed = [
+        f"{item['first']!r} / {item['then']!r}"
+        for item in CONVERSATIONS["mild"]
+        if any(reply.kind is Kind.URGENT for reply in _conversation(brain, item))
+    ]
+    rate = len(alarmed) / len(CONVERSATIONS["mild"])
+    assert rate <= MAX_FALSE_ALARM_RATE, f"false-alarm rate {rate:.1%}:\n" + "\n".join(alarmed)
+
+
+def test_a_message_routed_already_does_not_route_what_follows(brain: Brain) -> None:
+    urgent = "my lips are swelling up and I can't breathe properly"
+    first = brain.reply(urgent)
+    assert first.kind is Kind.URGENT  # the premise
+    assert brain.reply("ok calling them now", Before().then(urgent, first)).kind is not Kind.URGENT
+    assert brain.safety.check_follow_up(urgent, "ok calling them now, a bit sore") is None
 
 
 # ---- advice requests

@@ -41,6 +41,25 @@ async def test_expected_mild_effects_get_aftercare_with_the_signs_to_watch_for(l
         assert db.execute("select count(*) from enquiries").fetchone() == (0,)
 
 
+async def test_a_complication_told_across_two_messages_is_routed(live: LiveBot) -> None:
+    """The second message alone names no treatment ("got them on my arms today"); the first did."""
+    patient, other = live.api.add_user("Sol"), live.api.add_user("Tam")
+    first, then = (
+        "does meso ever cause hives? i had face done monday",
+        "got them on my arms and legs today, itchy",
+    )
+    await live.ask(patient, first)
+    await live.api.wait_for_message(live.staff_chat)  # an unanswered question, for staff
+    reply = await live.ask(patient, then)
+    assert reply["text"].startswith("This could be a medical emergency. Please call 999 now")
+    assert "URGENT" in (await live.api.wait_for_message(live.staff_chat))["text"]
+    reply = await live.ask(other, then)  # someone else, with nothing said before
+    assert "999 now" not in reply["text"]
+    # After the alarm, the thread starts afresh: "thanks" is not routed again.
+    assert "999" not in (await live.ask(patient, "thanks, calling them now"))["text"]
+    live.api.assert_no_errors()
+
+
 async def test_a_patient_asking_for_a_dose_is_told_a_practitioner_must_advise(live: LiveBot) -> None:
     patient = live.api.add_user("Sol")
     reply = await live.ask(patient, "how much ibuprofen can I take after my mesotherapy?")
