@@ -58,7 +58,7 @@ from benchmarks.evaluate import (
     score,
     split,
 )
-from bot.brain import Brain
+from bot.brain import Before, Brain
 from knowledge.matcher import Matcher
 from knowledge.model import Entry, Gap
 
@@ -425,7 +425,10 @@ def conversations(brain: Brain, passes: int) -> str:
                 ]
             )
     items = yaml.safe_load(CONVERSATIONS_FILE.read_text(encoding="utf-8"))["conversations"]
-    pairs = {str(i): (item["then"], brain.reply(item["first"]).topic) for i, item in enumerate(items)}
+    pairs = {
+        str(i): (item["then"], Before().then(item["first"], brain.reply(item["first"])))
+        for i, item in enumerate(items)
+    }
     samples = time_interleaved(
         {
             "alone": lambda key: brain.reply(pairs[key][0]),
