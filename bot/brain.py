@@ -94,8 +94,11 @@ class Brain:
         after a message telling how someone is after a treatment, or an answer about
         after-effects, "still itchy" is about the treatment too."""
         signs = self.safety.seek_help_signs
+        # No complaint, or a course question: about no treatment, whatever came before.
+        if signs in reply.text or not self.safety.after_treatment(reply.question, treated=True):
+            return reply
         treated = before.topic in self.safety.signs_for or self.safety.after_treatment(before.message)
-        if signs in reply.text or not self.safety.after_treatment(reply.question, treated):
+        if not treated and not self.safety.after_treatment(reply.question):
             return reply
         if (
             treated

@@ -1050,12 +1050,12 @@ class SafetyGate:
         complaint, not ask about the course: "thanks, booking in now" after "does it cause
         swelling of the lips?" reports nothing. A message routed already is not routed again by
         what follows it."""
-        if not before.strip() or not text.strip() or self.check(before) is not None:
+        if not before.strip() or not text.strip():
             return None
         later = self._message(text)
         if not later.cues("complaint") or later.cues("course_question"):
             return None
-        if not self._treated(self._message(before)):
+        if not self._treated(self._message(before)) or self.check(before) is not None:
             return None
         return self.check(f"{before}{FOLLOW_UP_JOIN}{text}")
 
