@@ -21,6 +21,7 @@ from bot.services import Services, services
 from bot.settings import Settings
 from bot.transport import AiohttpRequest
 from bot.updates import PerChatUpdateProcessor
+from handlers import follow_up
 from handlers.privacy import purge_expired
 from knowledge import english
 
@@ -102,8 +103,12 @@ async def _post_init(application: Application) -> None:
         application.job_queue.run_repeating(
             purge_expired, interval=timedelta(days=1), first=timedelta(minutes=1), name="retention-purge"
         )
+        # What people said, kept in memory to read a follow-up, goes once it is too old for that.
+        application.job_queue.run_repeating(
+            follow_up.forget_stale, interval=timedelta(minutes=5), name="follow-up-forget"
+        )
     else:
-        log.warning("no job queue: the daily retention purge will not run")
+        log.warning("no job queue: the daily retention purge and the follow-up sweep will not run")
     log.info("mesobot is up as @%s", application.bot.username)
 
 

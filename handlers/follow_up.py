@@ -2,7 +2,7 @@
 members?" after the price, "it's spreading now" after "bit swollen since my meso".
 
 It sits in chat_data, which is never written to disk (see bot.app): per person, for
-FOLLOW_UP_MINUTES only, and gone on a restart or /forgetme. The brain decides what a follow-up
+FOLLOW_UP_MINUTES only (a job sweeps older ones away), and gone on a restart or /forgetme. The brain decides what a follow-up
 means (bot.brain.Before); this module only keeps it.
 """
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 
 from telegram import Update
-from telegram.ext import CallbackContext
+from telegram.ext import Application, CallbackContext
 
 from bot.brain import Before
 from bot.replies import Reply
@@ -46,12 +46,25 @@ def _keep(update: Update, context: CallbackContext, kept: Before) -> None:
         recent[user.id] = (kept, time.time())
 
 
+async def forget_stale(context: CallbackContext | Application) -> int:
+    """A job: drop what people said more than FOLLOW_UP_MINUTES ago in every chat, also where
+    nobody has written since. Returns how many were dropped."""
+    application = context if isinstance(context, Application) else context.application
+    return sum(_drop_stale(data.get(RECENT, {})) for data in application.chat_data.values())
+
+
 def _recent(update: Update, context: CallbackContext) -> dict[int, tuple[Before, float]] | None:
     """This chat's recent messages, the stale ones dropped."""
     if context.chat_data is None:
         return None
     recent = context.chat_data.setdefault(RECENT, {})
-    cutoff = time.time() - FOLLOW_UP_MINUTES * 60
-    for user_id in [u for u, (_, at) in recent.items() if at < cutoff]:
-        del recent[user_id]
+    _drop_stale(recent)
     return recent
+
+
+def _drop_stale(recent: dict[int, tuple[Before, float]]) -> int:
+    cutoff = time.time() - FOLLOW_UP_MINUTES * 60
+    stale = [user_id for user_id, (_, at) in recent.items() if at < cutoff]
+    for user_id in stale:
+        del recent[user_id]
+    return len(stale)

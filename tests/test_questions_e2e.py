@@ -67,6 +67,21 @@ async def test_a_follow_up_is_read_after_the_answer_before_it(live: LiveBot, mon
     live.api.assert_no_errors()
 
 
+async def test_what_people_said_is_forgotten_once_too_old_to_follow_up(live: LiveBot, monkeypatch) -> None:
+    """Kept in memory for reading a follow-up, it is swept away after that, even for people who
+    never write again (the sweep runs every few minutes)."""
+    from handlers.follow_up import RECENT, forget_stale
+
+    assert live.app.job_queue.get_jobs_by_name("follow-up-forget")  # the sweep is scheduled
+    hal = live.api.add_user("Hal")
+    await live.ask(hal, "how much is membership?")
+    assert await forget_stale(live.app) == 0  # recent: kept
+    assert live.app.chat_data[hal.id][RECENT]
+    monkeypatch.setattr("handlers.follow_up.FOLLOW_UP_MINUTES", 0)
+    assert await forget_stale(live.app) == 1
+    assert not live.app.chat_data[hal.id][RECENT]
+
+
 async def test_did_you_mean_buttons_answer_the_chosen_question(live: LiveBot, brain) -> None:
     question = "how long?"
     assert brain.reply(question).kind.value == "suggest"  # the premise of this test
