@@ -26,6 +26,13 @@ _ABOUT_BOT = re.compile(
     re.IGNORECASE,
 )
 _THANKS = {"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou"}
+# A correction of the question before: "I meant of NSAIDs, not meso", "the treatment I mean".
+_MEANT_FIRST = re.compile(
+    r"^\W*(?:(?:no|sorry|oh|sorry i)\b[\s,.!]*)*i?\s*(?:meant|mean)\b[\s,:]*(?P<what>.*)$", re.I
+)
+_MEANT_AFTER = re.compile(r"^(?P<what>.+?)(?<!what)[\s,]+i\s+(?:meant|mean)\b[\s,?.!]*(?P<rest>.*)$", re.I)
+CORRECTION_WORDS = 6  # a correction names what was meant in a few words; more is a new question
+_NOT_THAT = re.compile(r"[\s,;]*\b(?:not|rather than|instead of)\b.*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,11 @@ class Brain:
         if _ABOUT_BOT.search(question):
             return self.small_talk(question)
         outcome = self.match(question[:MAX_MATCH_CHARS], before.topic)
+        restated = _restated(question, before.message)
+        if restated:  # a correction is read as the question it corrects, when that settles it
+            again = self.matcher.match(restated[:MAX_MATCH_CHARS])
+            if again.kind == "answer" or (again.kind == "gap" and outcome.kind != "answer"):
+                outcome = again
         # Only a message that matched nothing can be small talk: fold its words again just then.
         if outcome.kind == "none" and not self.matcher.terms(question[:MAX_MATCH_CHARS]):
             return self.small_talk(question)
@@ -192,6 +204,16 @@ class Brain:
                     shown.add(related_id)
                     choices.append(Choice(related_id, self.knowledge.entry(related_id).question))
         return tuple(choices[:3])
+
+
+def _restated(question: str, before: str) -> str | None:
+    """The question before, as a correction restates it: "what are the side effects?" then "I
+    meant of NSAIDs, not meso" asks "what are the side effects of NSAIDs"."""
+    found = _MEANT_FIRST.match(question) or _MEANT_AFTER.match(question)
+    what = _NOT_THAT.sub("", found.group("what")).strip(" ,.?!") if found and before.strip() else ""
+    if not what or len(what.split()) > CORRECTION_WORDS:
+        return None
+    return f"{before.strip().rstrip('?!. ')} {what}"
 
 
 def _offering(reply: Reply) -> Reply:
