@@ -2,8 +2,8 @@
 members?" after the price, "it's spreading now" after "bit swollen since my meso".
 
 It sits in chat_data, which is never written to disk (see bot.app): per person, for
-FOLLOW_UP_MINUTES only (a job sweeps older ones away), and gone on a restart or /forgetme. The brain decides what a follow-up
-means (bot.brain.Before); this module only keeps it.
+FOLLOW_UP_MINUTES only (a job sweeps older ones away), and gone on a restart or /forgetme.
+The brain decides what a follow-up means (bot.brain.Before); this module only keeps it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from handlers.groups import addressed_text
 log = logging.getLogger(__name__)
 
 DISOWNED_EXCERPT = 200  # characters of a disowned answer shown to staff beside the question
+SAID_BEFORE_EXCERPT = 300  # characters of the message before an enquiry, shown with it
 
 
 async def answer_message(update: Update, context: CallbackContext) -> Reply | None:
@@ -34,17 +35,24 @@ async def answer_message(update: Update, context: CallbackContext) -> Reply | No
         return None
     if update.edited_message is not None:
         await message.reply_text(texts.EDITED)
-    reply = services(context).brain.reply(text, follow_up.before(update, context))
+    earlier = follow_up.before(update, context)
+    reply = services(context).brain.reply(text, earlier)
     follow_up.said(update, context, text, reply)
     if reply.kind is not Kind.BOOKING:
-        await deliver(update, context, message, reply)
+        await deliver(update, context, message, reply, said_before=earlier.message)
     return reply
 
 
-async def deliver(update: Update, context: CallbackContext, message: Message, reply: Reply) -> None:
-    """Send a reply; enquiries are stored before the user is told they were passed on."""
+async def deliver(
+    update: Update, context: CallbackContext, message: Message, reply: Reply, *, said_before: str = ""
+) -> None:
+    """Send a reply; enquiries are stored before the user is told they were passed on. What the
+    person `said_before` goes with an enquiry: "and is there parking?" means little alone."""
     if reply.for_staff:
-        enquiry = await file_enquiry(update, context, reply.kind.value, reply.question, _details(reply))
+        details = _details(reply)
+        if said_before:
+            details["said_before"] = said_before[:SAID_BEFORE_EXCERPT]
+        enquiry = await file_enquiry(update, context, reply.kind.value, reply.question, details)
         if enquiry is None:
             reply = _not_saved(reply)
     # An answer to a question typed in private can be disowned ("Not what I asked"): a confident

@@ -52,7 +52,8 @@ async def test_a_complication_told_across_two_messages_is_routed(live: LiveBot) 
     await live.api.wait_for_message(live.staff_chat)  # an unanswered question, for staff
     reply = await live.ask(patient, then)
     assert reply["text"].startswith("This could be a medical emergency. Please call 999 now")
-    assert "URGENT" in (await live.api.wait_for_message(live.staff_chat))["text"]
+    alert = (await live.api.wait_for_message(live.staff_chat))["text"]
+    assert "URGENT" in alert and f"said before: {first}" in alert  # what it refers to, for staff
     reply = await live.ask(other, then)  # someone else, with nothing said before
     assert "999 now" not in reply["text"]
     # After the alarm, the thread starts afresh: "thanks" is not routed again.
