@@ -97,7 +97,10 @@ class Brain:
 
     def match(self, question: str, topic: str | None) -> Outcome:
         """Match a question, as a follow-up to `topic` when there is one (and it is still in the FAQ)."""
-        previous = next((e for e in self.knowledge.entries if e.id == topic), None) if topic else None
+        try:
+            previous = self.knowledge.entry(topic) if topic else None
+        except KeyError:  # answered before the FAQ changed, and gone since
+            previous = None
         return self.matcher.follow_up(question, previous) if previous else self.matcher.match(question)
 
     def watchful(self, reply: Reply, before: Before) -> Reply:
@@ -109,8 +112,9 @@ class Brain:
         # No complaint, or a course question: about no treatment, whatever came before.
         if signs in reply.text or not self.safety.after_treatment(reply.question, treated=True):
             return reply
+        told = self.safety.after_treatment(reply.question)  # read while the gate has it parsed
         treated = before.topic in self.safety.signs_for or self.safety.after_treatment(before.message)
-        if not treated and not self.safety.after_treatment(reply.question):
+        if not treated and not told:
             return reply
         if (
             treated
