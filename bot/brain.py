@@ -106,14 +106,18 @@ class Brain:
     def watchful(self, reply: Reply, before: Before) -> Reply:
         """A message telling how someone is after a treatment, in words no red flag names, gets
         its reply with the warning signs after it: what to look out for, and where to go. Just
-        after a message telling how someone is after a treatment, or an answer about
-        after-effects, "still itchy" is about the treatment too."""
+        after a message telling of a treatment had, or an answer about after-effects, "still
+        itchy" is about the treatment too."""
         signs = self.safety.seek_help_signs
         # No complaint, or a course question: about no treatment, whatever came before.
         if signs in reply.text or not self.safety.after_treatment(reply.question, treated=True):
             return reply
         told = self.safety.after_treatment(reply.question)  # read while the gate has it parsed
-        treated = before.topic in self.safety.signs_for or self.safety.after_treatment(before.message)
+        treated = (
+            before.topic in self.safety.signs_for
+            or self.safety.after_treatment(before.message)
+            or self.safety.tells_of_treatment(before.message)
+        )
         if not treated and not told:
             return reply
         if (

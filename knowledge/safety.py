@@ -1059,6 +1059,11 @@ class SafetyGate:
             return None
         return self.check(f"{before}{FOLLOW_UP_JOIN}{text}")
 
+    def tells_of_treatment(self, text: str) -> bool:
+        """Whether a message tells of a treatment had ("had scalp meso 3 weeks ago") rather than
+        asks about one ("how far apart are the injection points?")."""
+        return bool(text.strip()) and "?" not in text and self._treated(self._message(text))
+
     def _reason_for_treatment(self, message: _Message) -> bool:
         """Pain or illness someone wants treated, or that comes before any treatment ("tennis elbow
         is killing me, it's been months, do you treat that?"), is not a complication: no treatment
