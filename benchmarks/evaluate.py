@@ -215,7 +215,7 @@ def main() -> None:
         from bot.brain import Brain
 
         brain = Brain.load()
-        for batch in ("M", "N", None):
+        for batch in ("M", "N", "O", None):
             for follow in (False, True):
                 for kind, found in conversation_scores(brain, follow, batch).items():
                     read = "after the first" if follow else "alone"

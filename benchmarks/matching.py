@@ -411,7 +411,12 @@ def conversations(brain: Brain, passes: int) -> str:
     """The second message of each labelled conversation, read alone and after the first: how
     often it is answered right, and what leaning on the answer before costs in time."""
     rows = []
-    for batch, label in (("M", "M (designed on)"), ("N", "N (held out, then seen)"), (None, "all")):
+    for batch, label in (
+        ("M", "M (designed on)"),
+        ("N", "N (held out, then seen)"),
+        ("O", "O (held out)"),
+        (None, "all"),
+    ):
         for kind in ("follow-up", "new-topic"):
             alone = conversation_scores(brain, False, batch)[kind]
             after = conversation_scores(brain, True, batch)[kind]
@@ -458,7 +463,8 @@ def conversations(brain: Brain, passes: int) -> str:
             "Each second message is scored through `Brain.reply`, alone and after the reply to the first "
             "(as the bot reads it). Batch M was used to design follow-up matching; batch N was written "
             "afterwards and scored once, held out: 49.1% → 57.3% for follow-ups. Reading corrections "
-            '("I meant of NSAIDs, not meso") came later, from misses seen in both.',
+            '("I meant of NSAIDs, not meso") came later, from misses seen in both. Batch O was written '
+            "after all of that and is held out.",
             table(
                 ["batch", "second message", "answerable / not", "top-1, alone → after", "false answers"], rows
             ),
