@@ -417,9 +417,10 @@ def conversations(brain: Brain, passes: int) -> str:
         ("O", "O (held out)"),
         (None, "all"),
     ):
+        alone_by_kind = conversation_scores(brain, False, batch)
+        after_by_kind = conversation_scores(brain, True, batch)
         for kind in ("follow-up", "new-topic"):
-            alone = conversation_scores(brain, False, batch)[kind]
-            after = conversation_scores(brain, True, batch)[kind]
+            alone, after = alone_by_kind[kind], after_by_kind[kind]
             rows.append(
                 [
                     label,

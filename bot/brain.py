@@ -28,9 +28,9 @@ _ABOUT_BOT = re.compile(
 _THANKS = {"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou"}
 # A correction of the question before: "I meant of NSAIDs, not meso", "the treatment I mean".
 _MEANT_FIRST = re.compile(
-    r"^\W*(?:(?:no|sorry|oh|sorry i)\b[\s,.!]*)*i?\s*(?:meant|mean)\b[\s,:]*(?P<what>.*)$", re.I
+    r"^\W*(?:(?:no|sorry|oh)\b[\s,.!]*)*i?\s*(?:meant|mean)\b[\s,:]*(?P<what>.*)$", re.I
 )
-_MEANT_AFTER = re.compile(r"^(?P<what>.+?)(?<!what)[\s,]+i\s+(?:meant|mean)\b[\s,?.!]*(?P<rest>.*)$", re.I)
+_MEANT_AFTER = re.compile(r"^(?P<what>.+?)(?<!what)[\s,]+i\s+(?:meant|mean)\b", re.I)
 CORRECTION_WORDS = 6  # a correction names what was meant in a few words; more is a new question
 _NOT_THAT = re.compile(r"[\s,;]*\b(?:not|rather than|instead of)\b.*$", re.I)
 

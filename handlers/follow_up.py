@@ -29,9 +29,9 @@ def before(update: Update, context: CallbackContext) -> Before:
     return kept[0] if kept is not None else Before()
 
 
-def said(update: Update, context: CallbackContext, message: str, reply: Reply) -> None:
-    """A message the person typed, and the brain's reply to it."""
-    _keep(update, context, before(update, context).then(message, reply))
+def said(update: Update, context: CallbackContext, earlier: Before, message: str, reply: Reply) -> None:
+    """A message the person typed after `earlier`, and the brain's reply to it."""
+    _keep(update, context, earlier.then(message, reply))
 
 
 def answered(update: Update, context: CallbackContext, reply: Reply) -> None:

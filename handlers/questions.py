@@ -37,7 +37,7 @@ async def answer_message(update: Update, context: CallbackContext) -> Reply | No
         await message.reply_text(texts.EDITED)
     earlier = follow_up.before(update, context)
     reply = services(context).brain.reply(text, earlier)
-    follow_up.said(update, context, text, reply)
+    follow_up.said(update, context, earlier, text, reply)
     if reply.kind is not Kind.BOOKING:
         await deliver(update, context, message, reply, said_before=earlier.message)
     return reply
