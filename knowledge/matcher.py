@@ -95,6 +95,12 @@ _QUESTION = re.compile(
     r"could|will|would|should|shall|may|am|was|were|have|has|any|if|whether)\b",
     re.I,
 )
+# What people say before a question without asking anything: "sorry if silly question but do we...".
+_OPENER = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|ok|okay|so|sorry|um+|erm+|uh+|well|right|yeah|and|but|oh|ah)\b[\s,!.]*"
+    r"|if (?:this is |its |it's )?(?:a )?(?:silly|stupid|dumb|daft|basic) question\b[\s,]*)+",
+    re.I,
+)
 # Words before the name of the thing a question wants ("do I get a certificate?").
 _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "receiving"})
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
@@ -806,11 +812,11 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
                 clauses[-1] = (f"{clauses[-1][0]} {piece}", asks)
             else:
                 clauses.append((piece, asks))
-    questions = [i for i, (clause, _) in enumerate(clauses) if _QUESTION.match(clause)]
+    questions = [i for i, (clause, _) in enumerate(clauses) if _QUESTION.match(_opened(clause))]
     marked = []
     for i, (clause, asks) in enumerate(clauses):
         role: Role = "asks"
-        if _PREAMBLE.match(clause) or (questioning and not asks and not _QUESTION.match(clause)):
+        if _PREAMBLE.match(clause) or (questioning and not asks and not _QUESTION.match(_opened(clause))):
             role = "tells"
         elif questions and _states(clause):
             # ...unless the question after it asks about it: "that microglia thing, is it proven?"
@@ -822,10 +828,16 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
 
 def _states(clause: str) -> bool:
     """A clause that neither asks nor requests, and is long enough to be telling something."""
+    opened = _opened(clause)
     return (
-        not (_QUESTION.match(clause) or _REQUEST.match(clause) or _ASKING_WORD.search(clause))
+        not (_QUESTION.match(opened) or _REQUEST.match(opened) or _ASKING_WORD.search(clause))
         and len(clause.split()) >= TOLD_WORDS
     )
+
+
+def _opened(clause: str) -> str:
+    """The clause without the greetings and apologies it opens with."""
+    return _OPENER.sub("", clause)
 
 
 def _sentence(words: Sequence[str]) -> str:

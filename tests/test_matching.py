@@ -151,6 +151,16 @@ def _answered(reply: Reply) -> list[str]:
         ("steroid jab vs meso", "corticosteroid-comparison"),
         ("can i go on a sunbed after meso", "aftercare"),
         ("what's actually in the jab", "mesotherapy-ingredients"),
+        # chat short forms; a pronoun for the person asked about says nothing
+        ("hw much 4 the pain course", "pain-course-price"),
+        (
+            "my dad is 78 and on loads of meds, is it risky for him to keep taking anti inflammatory pills",
+            "nsaid-risks",
+        ),
+        # "start injecting" is no start time; "forever" is permanent; tendons
+        ("do they assess you before they start injecting", "treatment-consultation"),
+        ("do the results last forever?", "sessions-maintenance"),
+        ("do you cover tendon problems", "pain-protocol-indications"),
         # one question that merely mentions two things
         ("what is the centre for medical sciences and research?", "training-overview"),
         ("whats the difference between acute and chronic pain", "acute-vs-chronic-pain"),
@@ -178,6 +188,11 @@ def test_answers(brain: Brain, question: str, expected: str) -> None:
         (
             "how many people per class, and do i get a certificate",
             ["pain-course-class-size", "pain-course-certificate"],
+        ),
+        # an apology before a question does not make it a story told around the question
+        (
+            "hi sorry if this is a silly question but do i get a certificate and whats in the learning pack",
+            ["pain-course-certificate", "pain-course-learning-pack-contents"],
         ),
         # a later part asks about what the first did: the course's length, or a treatment's
         ("how much is it and how long does it last", ["pain-course-price", "pain-course-duration"]),
@@ -271,6 +286,8 @@ def test_an_unanswered_question_is_offered_what_the_documents_say_nearby(brain: 
         # the sender's own health, told before the question, is what the question is about
         "My husband has type 2 diabetes. Can he have mesotherapy for his back pain?",
         "I get keloid scars easily. Will the needle marks scar?",
+        # someone's age is not how old mesotherapy is
+        "can my 16 year old son come on the course with me",
         # example answers offered after a question are not questions of their own
         "how long do we get post-course support for? a month, a year?",
     ],
@@ -327,6 +344,10 @@ def test_language_folds_phrases_spellings_and_chat_words() -> None:
     assert language.terms("anaesthetic") == language.terms("anesthetic")
     assert language.terms("how long is it, approx 9 to 5?") == ["duration", "9", "5"]  # approx: filler
     assert language.terms("how many hrs, pls?") == ["many", "hour"]
+    assert language.terms("is that classed as chronic") == language.terms(
+        "is that called chronic"
+    )  # no class
+    assert language.terms("does it wear off") == ["fade"]  # not money off
     assert {"price", "location"} <= language.focus
 
 
