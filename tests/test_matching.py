@@ -348,6 +348,9 @@ def test_language_folds_phrases_spellings_and_chat_words() -> None:
         "is that called chronic"
     )  # no class
     assert language.terms("does it wear off") == ["fade"]  # not money off
+    assert "discount" not in language.terms("I can't take days off")
+    assert "hours" not in language.terms("my skin is starting to sag")  # not a start time
+    assert "duration" not in language.terms("last course I went on was huge")
     assert {"price", "location"} <= language.focus
 
 
