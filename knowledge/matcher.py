@@ -812,13 +812,15 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
                 clauses[-1] = (f"{clauses[-1][0]} {piece}", asks)
             else:
                 clauses.append((piece, asks))
-    questions = [i for i, (clause, _) in enumerate(clauses) if _QUESTION.match(_opened(clause))]
+    # Greetings and apologies set aside ("sorry if silly question but do we..."), once per clause.
+    opened = [_OPENER.sub("", clause) for clause, _ in clauses]
+    questions = [i for i, text in enumerate(opened) if _QUESTION.match(text)]
     marked = []
     for i, (clause, asks) in enumerate(clauses):
         role: Role = "asks"
-        if _PREAMBLE.match(clause) or (questioning and not asks and not _QUESTION.match(_opened(clause))):
+        if _PREAMBLE.match(clause) or (questioning and not asks and i not in questions):
             role = "tells"
-        elif questions and _states(clause):
+        elif questions and _states(clause, opened[i]):
             # ...unless the question after it asks about it: "that microglia thing, is it proven?"
             after = next((clauses[j][0] for j in questions if j > i), "")
             role = "leads" if _BACK.search(after) or (after and _NAMING.match(clause)) else "tells"
@@ -826,18 +828,13 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
     return marked
 
 
-def _states(clause: str) -> bool:
-    """A clause that neither asks nor requests, and is long enough to be telling something."""
-    opened = _opened(clause)
+def _states(clause: str, opened: str) -> bool:
+    """A clause that neither asks nor requests (`opened`: without its greetings and apologies),
+    and is long enough to be telling something."""
     return (
         not (_QUESTION.match(opened) or _REQUEST.match(opened) or _ASKING_WORD.search(clause))
         and len(clause.split()) >= TOLD_WORDS
     )
-
-
-def _opened(clause: str) -> str:
-    """The clause without the greetings and apologies it opens with."""
-    return _OPENER.sub("", clause)
 
 
 def _sentence(words: Sequence[str]) -> str:
