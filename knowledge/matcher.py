@@ -699,7 +699,7 @@ class Matcher:
         for words in parts:
             ranked = self._rank(words, context)
             if found:
-                ranked = _same_subject(ranked, found[0])
+                ranked = _same_subject(ranked, found[0], bool(_POINTS_BACK.intersection(words)))
             top = ranked[0]
             tops.add(top.entry.id)
             new = all(m.entry.id != top.entry.id for m in found)
@@ -842,10 +842,12 @@ def _sentence(words: Sequence[str]) -> str:
     return " ".join(stem(word) for word in words)
 
 
-def _same_subject(ranked: list[Match], first: Match) -> list[Match]:
+def _same_subject(ranked: list[Match], first: Match, points_back: bool) -> list[Match]:
     """A later part of a message asks about what its first answered part did: in "how much is it
     and how long does it last?", the course's length, not a treatment's, when the two are close.
-    The entries for the other audience are left out; anything else stays as ranked."""
+    The entries for the other audience are left out; anything else stays as ranked. A part that
+    points back ("price and how long is it?") loses them even when it would pick the right one
+    anyway, so that a close one for the other audience no longer makes it unsure."""
     audience = getattr(first.entry, "audience", "both")
     if audience == "both":
         return ranked
@@ -855,7 +857,7 @@ def _same_subject(ranked: list[Match], first: Match) -> list[Match]:
 
     top = ranked[0]
     same = next((m for m in ranked if fits(m)), None)
-    if fits(top) or same is None or top.score - same.score > SAME_SUBJECT:
+    if (fits(top) and not points_back) or same is None or top.score - same.score > SAME_SUBJECT:
         return ranked
     return [m for m in ranked if fits(m)]
 

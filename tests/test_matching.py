@@ -197,6 +197,8 @@ def test_answers(brain: Brain, question: str, expected: str) -> None:
         # a later part asks about what the first did: the course's length, or a treatment's
         ("how much is it and how long does it last", ["pain-course-price", "pain-course-duration"]),
         ("does it hurt and how long does it last", ["treatment-pain", "treatment-duration"]),
+        # ...even when the other audience's entry comes a close second: "it" is still the course
+        ("price and how long is it?", ["pain-course-price", "pain-course-duration"]),
     ],
 )
 def test_two_questions_in_one_message_are_both_answered_in_order(
