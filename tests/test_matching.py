@@ -199,6 +199,7 @@ def test_answers(brain: Brain, question: str, expected: str) -> None:
         ("does it hurt and how long does it last", ["treatment-pain", "treatment-duration"]),
         # ...even when the other audience's entry comes a close second: "it" is still the course
         ("price and how long is it?", ["pain-course-price", "pain-course-duration"]),
+        ("where is it and what time shd i get there", ["pain-course-location", "pain-course-hours"]),
     ],
 )
 def test_two_questions_in_one_message_are_both_answered_in_order(
