@@ -102,6 +102,7 @@ _OPENER = re.compile(
     re.I,
 )
 # Words before the name of the thing a question wants ("do I get a certificate?").
+_AMOUNT = frozenset({"much", "many"})  # "how much", "how many": asking, naming nothing
 _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "receiving"})
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
 # A clause that tells something about the sender rather than asking: read with the next one.
@@ -632,12 +633,17 @@ class Matcher:
         reading is kept only when it is confident, every word of the message is one the FAQ knows,
         and its most telling word belongs to the entry picked: "tell me a joke" or "can I take
         ibuprofen after?" after the certificate stay as they were. A question the documents do
-        not answer ("and is there parking?") stays one."""
+        not answer ("and is there parking?") stays one. A short message whose own answer strays
+        from the topic is only suggested, unless that reading confirms it or lands on the topic
+        or on a gap."""
         alone = self.match(text)
         words = _whole(self._clause_words(text))
         own = [word for word in words if word not in self.language.stopwords]
         if alone.kind == "gap" or not own or len(own) > FOLLOW_UP_TERMS:
             return alone
+        strays = alone.kind == "answer" and self._strays(alone, topic, words)
+        if strays:
+            alone = Outcome("suggest", alone.matches)
         if alone.kind == "answer" and _ASKS_ITSELF.search(text):
             return alone
         terms = {stem(word) for word in own}
@@ -650,7 +656,28 @@ class Matcher:
         telling = {t for t in terms if self._idf[t] == rarest}  # ties: "weeks or months?"
         if not telling & self._bags[self.entries.index(ranked[0].entry)]:
             return alone
+        if (
+            strays
+            and not ranked[0].is_gap
+            and ranked[0].entry.id not in (topic.id, alone.matches[0].entry.id)
+        ):
+            return alone
         return Outcome("gap" if ranked[0].is_gap else "answer", (ranked[0],))
+
+    def _strays(self, alone: Outcome, topic: Entry, words: Sequence[str]) -> bool:
+        """Whether a short message's own confident answer strays from the topic just answered: to
+        the other audience while naming nothing the topic does not, beyond what it asks for ("how
+        much is each one?" after how many sessions: not the course fee); or to another entry while
+        it points back at the topic ("is that per year?" after the membership fee: not
+        mesotherapy's history)."""
+        picked = [m.entry for m in alone.matches]
+        if _BACK.search(" ".join(words)) and all(entry.id != topic.id for entry in picked):
+            return True
+        other = {"patient": "delegate", "delegate": "patient"}.get(topic.audience)
+        if not other or all(getattr(entry, "audience", None) != other for entry in picked):
+            return False
+        named = {stem(w) for w in words if w not in self.language.stopwords and not _ASKING_WORD.fullmatch(w)}
+        return named <= self.language.focus | _AMOUNT | self._bags[self.entries.index(topic)]
 
     def _asked_alone_agrees(self, clauses: Sequence[tuple[list[str], Role]], top: Match) -> bool:
         """Whether the clauses that ask, read without the story told around them, confidently

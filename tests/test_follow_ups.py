@@ -9,14 +9,15 @@ import pytest
 from benchmarks.evaluate import Scores, conversation_scores
 from bot.brain import Before, Brain
 
-# Read alone, the 319 answerable follow-ups score 45.5% top-1; read after the first message, 57.7%
+# Read alone, the 319 answerable follow-ups score 45.5% top-1; read after the first message, 58.0%
 # (batch N, held out while follow-up matching was built: 49.1% -> 57.3%; batch O, written after
 # everything, corrections such as "I meant of NSAIDs, not meso" included: 46.3% -> 61.1%).
 # New topics do not move (89.7% -> 90.3%).
 FOLLOW_UP_FLOOR = 0.56
 FOLLOW_UP_GAIN = 0.07  # ...over the same messages read alone
-# Follow-ups the documents do not answer, answered confidently: 17.1% alone, 18.0% after.
-FOLLOW_UP_FALSE_ANSWER_SLACK = 0.02
+# Follow-ups the documents do not answer, answered confidently: 17.1% alone, 12.6% after (18.0%
+# before a short message's own answer was only suggested when it strayed from the topic).
+FOLLOW_UP_FALSE_ANSWER_CUT = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,9 @@ def test_a_new_question_after_an_answer_is_read_as_it_stands(alone, after) -> No
     assert len(after["new-topic"].false_answers) <= len(alone["new-topic"].false_answers)
 
 
-def test_leaning_on_the_message_before_adds_few_confident_wrong_answers(alone, after) -> None:
-    rise = after["follow-up"].false_answer_rate - alone["follow-up"].false_answer_rate
-    assert rise <= FOLLOW_UP_FALSE_ANSWER_SLACK, after["follow-up"].false_answers
+def test_leaning_on_the_message_before_means_fewer_confident_wrong_answers(alone, after) -> None:
+    cut = alone["follow-up"].false_answer_rate - after["follow-up"].false_answer_rate
+    assert cut >= FOLLOW_UP_FALSE_ANSWER_CUT, after["follow-up"].false_answers
 
 
 @pytest.mark.parametrize(
@@ -72,6 +73,14 @@ def test_leaning_on_the_message_before_adds_few_confident_wrong_answers(alone, a
         ("how long does a treatment take?", "price?", "fallback", None),
         ("where is the course held?", "and is there parking?", "fallback", None),
         ("where is the course held?", "what about in Manchester?", "fallback", None),
+        # A short message is not answered about something else it does not name: unsure, the bot
+        # offers that answer rather than giving it.
+        ("how many sessions will I need?", "how much is each one?", "suggest", None),
+        ("how much is membership?", "is that per year?", "suggest", None),
+        # ...but a message naming its new subject is answered as it stands.
+        ("where is the course held?", "side effects?", "answer", "side-effects"),
+        ("how much is the course?", "how long does a treatment take?", "answer", "treatment-duration"),
+        ("how many sessions will I need?", "what is the pain course?", "answer", "pain-course-overview"),
         # The answer before lends no meaning to words the FAQ does not use.
         ("how much is the course?", "tell me a joke", "fallback", None),
         ("do I get a certificate?", "can i take ibuprofen after my meso", "fallback", None),
