@@ -19,6 +19,7 @@ from knowledge.loader import load_knowledge
 from knowledge.matcher import Matcher, Outcome, refuse_clashes, split_questions
 from knowledge.model import Entry, Knowledge
 from knowledge.safety import SafetyGate
+from knowledge.yamlfile import KnowledgeError
 
 MAX_MATCH_CHARS = 1000  # matching reads the start of a long message; the safety gate reads it all
 _ABOUT_BOT = re.compile(
@@ -65,6 +66,10 @@ class Brain:
         language = Language.load(directory / "language.yaml") if directory else Language.load()
         safety = SafetyGate.load(directory / "red_flags.yaml") if directory else SafetyGate.load()
         booking = BookingIntent.load(directory / "intents.yaml") if directory else BookingIntent.load()
+        known = {entry.id for entry in knowledge.entries}
+        for entry_id in safety.signs_for:
+            if entry_id not in known:
+                raise KnowledgeError(f"red_flags.yaml: seek_help_signs: entries: no FAQ entry {entry_id!r}")
         refuse_clashes(knowledge.entries + knowledge.gaps, language)
         matcher = Matcher(knowledge.entries + knowledge.gaps, language)
         return cls(knowledge, matcher, safety, booking)
@@ -84,6 +89,8 @@ class Brain:
             return self.watchful(self.book(question), before)
         if _ABOUT_BOT.search(question):
             return self.small_talk(question)
+        if self.told_of_treatment(question):
+            return self.after_treatment(question)
         outcome = self.match(question[:MAX_MATCH_CHARS], before.topic)
         restated = _restated(question, before.message)
         if restated:  # a correction is read as the question it corrects, when that settles it
@@ -143,6 +150,21 @@ class Brain:
             entry_ids=tuple(e.id for e in entries),
             score=outcome.score if entries else 1.0,
         )
+
+    def told_of_treatment(self, question: str) -> bool:
+        """A message only telling of a treatment had ("just had meso on my tummy 🙂"), asking
+        nothing and telling of nothing wrong: matched as a question, its words picked an answer
+        at random ("tummy" found the stomach troubles NSAIDs cause)."""
+        return (
+            self.safety.tells_of_treatment(question)
+            and not self.safety.after_treatment(question)
+            and not self.matcher.asks(question[:MAX_MATCH_CHARS])
+        )
+
+    def after_treatment(self, question: str) -> Reply:
+        """What someone just treated may want next: aftercare, what is normal, and what is not."""
+        related = tuple(Choice(e, self.knowledge.entry(e).question) for e in self.safety.signs_for)
+        return Reply(question, Kind.FALLBACK, texts.TOLD_OF_TREATMENT, related=related)
 
     def small_talk(self, question: str) -> Reply:
         """A message with no question in it ("hi", "thanks", "👍"): nothing for staff to follow up."""

@@ -60,6 +60,11 @@ ABOUT_BOT = (
     "mesotherapy from the academy's own information, and pass anything else to our team."
 )
 THANKS = "You're welcome! Ask me anything else whenever you like."
+# A message that only tells of a treatment had, with nothing asked and nothing wrong told.
+TOLD_OF_TREATMENT = (
+    "Thanks for letting us know. Ask me anything about your treatment in your own words, "
+    "or pick one of these:"
+)
 NOT_TEXT = "I can only read text messages, so I can't open {what}. Please type your question and I'll help."
 UNKNOWN_COMMAND = "I don't know the command {command}. Send /help to see what I can do."
 EDITED = "I saw you edited your message; here's my answer to the new version:"

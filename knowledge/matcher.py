@@ -102,9 +102,9 @@ _OPENER = re.compile(
     re.I,
 )
 # Words before the name of the thing a question wants ("do I get a certificate?").
-_AMOUNT = frozenset({"much", "many"})  # "how much", "how many": asking, naming nothing
 _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "receiving"})
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
+_AMOUNT = frozenset({"much", "many"})  # "how much", "how many": asking, naming nothing
 # A clause that tells something about the sender rather than asking: read with the next one.
 _PREAMBLE = re.compile(
     r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my|asking for|forwarding|on behalf)\b",
@@ -623,6 +623,11 @@ class Matcher:
         if candidates:
             return Outcome("suggest", tuple(candidates))
         return Outcome("none")
+
+    def asks(self, text: str) -> bool:
+        """Whether a message asks anything at all: "just had meso on my tummy" only tells; "had
+        meso today can i wash my face" asks, though it is one clause about the sender."""
+        return bool(_ASKS_ITSELF.search(text)) or any(role == "asks" for _, role in _clauses(text))
 
     def follow_up(self, text: str, topic: Entry) -> Outcome:
         """Match a message sent just after `topic` was answered. Read alone, "and for non-medical

@@ -750,7 +750,7 @@ class SafetyGate:
 
     flags: tuple[RedFlag, ...]
     seek_help_signs: str
-    signs_for: frozenset[str]  # FAQ entry ids whose answers end with seek_help_signs
+    signs_for: tuple[str, ...]  # FAQ entry ids whose answers end with seek_help_signs
     patient_note: str
 
     def __init__(self) -> None:  # use SafetyGate.load()
@@ -781,11 +781,11 @@ class SafetyGate:
                 self.advice_texts[key] = _text(problems, advice, key, f"advice.{key}", line)
         signs = data["seek_help_signs"]
         self.seek_help_signs = ""
-        self.signs_for = frozenset()
+        self.signs_for: tuple[str, ...] = ()
         if _check_keys(problems, signs, "seek_help_signs", ("text", "entries")):
             self.seek_help_signs = _text(problems, signs, "text", "seek_help_signs", _line(signs))
             entries = _str_list(problems, signs.get("entries"), "seek_help_signs.entries", _line(signs))
-            self.signs_for = frozenset(entries)
+            self.signs_for = tuple(entries)
         note = data["patient_note"]
         if not isinstance(note, str) or not note.strip():
             problems.add(1, "patient_note", "must be non-empty text")

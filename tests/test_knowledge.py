@@ -545,6 +545,19 @@ def test_a_gap_that_would_claim_an_entrys_question_stops_start_up(
         Brain.load(tmp_path)
 
 
+def test_warning_signs_for_an_entry_not_in_the_faq_stop_start_up(tmp_path: Path) -> None:
+    for path in KNOWLEDGE_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    flags = (tmp_path / "red_flags.yaml").read_text(encoding="utf-8")
+    (tmp_path / "red_flags.yaml").write_text(
+        flags.replace("entries: [aftercare,", "entries: [after-care,", 1)
+    )
+    with pytest.raises(
+        KnowledgeError, match="red_flags.yaml: seek_help_signs: entries: no FAQ entry 'after-care'"
+    ):
+        Brain.load(tmp_path)
+
+
 def test_a_gap_flag_must_be_true_or_false(copy_dir: Path) -> None:
     gaps = (copy_dir / "gaps.yaml").read_text(encoding="utf-8")
     (copy_dir / "gaps.yaml").write_text(gaps.replace("  personal: true", '  personal: "yes"', 1))

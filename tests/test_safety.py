@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot import texts
 from bot.brain import Before, Brain
 from bot.replies import Kind, Reply
 from knowledge.safety import DEFAULT_PATH, LEVELS, SafetyFinding, SafetyGate
@@ -218,6 +219,24 @@ def test_a_message_routed_already_does_not_route_what_follows(brain: Brain) -> N
     assert brain.safety.check_follow_up(urgent, "ok calling them now, a bit sore") is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["Just had mesotherapy on my stomach 🙂", "had meso on my face this arvo", "just had my first session!"],
+)
+def test_a_treatment_told_of_with_nothing_asked_is_offered_aftercare(brain: Brain, text: str) -> None:
+    """Not an answer picked by a stray word ("stomach": the stomach troubles NSAIDs cause)."""
+    reply = brain.reply(text)
+    assert (reply.kind, reply.entry_ids, reply.text) == (Kind.FALLBACK, (), texts.TOLD_OF_TREATMENT)
+    assert [choice.entry_id for choice in reply.related] == ["aftercare", "side-effects", "treatment-pain"]
+
+
+@pytest.mark.parametrize(
+    "text", ["had meso today can i wash my face", "had meso yesterday and my face is a bit red"]
+)
+def test_a_treatment_told_of_with_a_question_or_a_complaint_is_read_as_one(brain: Brain, text: str) -> None:
+    assert brain.reply(text).text != texts.TOLD_OF_TREATMENT
+
+
 # ---- advice requests
 
 
@@ -365,7 +384,7 @@ def test_finding_carries_ids_labels_and_the_advice_for_its_level(gate: SafetyGat
 def test_shipped_file_loads() -> None:
     gate = SafetyGate.load(DEFAULT_PATH)
     assert gate.flags and gate.seek_help_signs and gate.patient_note
-    assert {"aftercare", "side-effects"} <= gate.signs_for
+    assert {"aftercare", "side-effects"} <= set(gate.signs_for)
     assert {flag.level for flag in gate.flags} == set(LEVELS)
 
 
