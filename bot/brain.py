@@ -16,7 +16,7 @@ from bot.replies import Choice, Kind, Reply
 from knowledge.intents import BookingIntent
 from knowledge.language import Language
 from knowledge.loader import load_knowledge
-from knowledge.matcher import Matcher, Outcome, refuse_clashes, split_questions
+from knowledge.matcher import Matcher, Outcome, asks, refuse_clashes, split_questions
 from knowledge.model import Entry, Knowledge
 from knowledge.safety import SafetyGate
 from knowledge.yamlfile import KnowledgeError
@@ -26,7 +26,17 @@ _ABOUT_BOT = re.compile(
     r"\b(?:who|what) (?:are|r) (?:you|u)\b|\bare (?:you|u) (?:a |an )?(?:bot|robot|human|real|person|ai)\b",
     re.IGNORECASE,
 )
-_THANKS = {"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou"}
+_THANKS = {"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou", "appreciated", "appreciate"}
+# Words that only say an answer landed ("great 👍", "ok cool", "perfect, got it"): no question.
+# fmt: off
+_GLAD = {
+    "great", "perfect", "brilliant", "cool", "amazing", "awesome", "nice", "fab", "fabulous",
+    "fantastic", "lovely", "ok", "okay", "k", "kk", "noted", "gotcha", "super", "excellent",
+    "wonderful", "sweet", "ace", "good", "sound", "sounds", "got", "understood", "helpful", "clear",
+    "fine", "right", "alright", "bye", "goodbye", "cya"
+}
+# fmt: on
+_GLAD_SIGNS = re.compile("[\U0001f44d\U0001f44c\U0001f64f]")  # 👍 👌 🙏 (a smile alone asks what to ask)
 # A correction of the question before: "I meant of NSAIDs, not meso", "the treatment I mean".
 _MEANT_FIRST = re.compile(
     r"^\W*(?:(?:no|sorry|oh)\b[\s,.!]*)*i?\s*(?:meant|mean)\b[\s,:]*(?P<what>.*)$", re.I
@@ -89,26 +99,32 @@ class Brain:
             return self.watchful(self.book(question), before)
         if _ABOUT_BOT.search(question):
             return self.small_talk(question)
+        if self.glad(question):
+            return self.small_talk(question)
         if self.told_of_treatment(question):
             return self.after_treatment(question)
-        outcome = self.match(question[:MAX_MATCH_CHARS], before.topic)
+        topic, asked = self.topic(before), question[:MAX_MATCH_CHARS]
+        outcome = self.matcher.follow_up(asked, topic) if topic else self.matcher.match(asked)
         restated = _restated(question, before.message)
         if restated:  # a correction is read as the question it corrects, when that settles it
             again = self.matcher.match(restated[:MAX_MATCH_CHARS])
             if again.kind == "answer" or (again.kind == "gap" and outcome.kind != "answer"):
                 outcome = again
         # Only a message that matched nothing can be small talk: fold its words again just then.
-        if outcome.kind == "none" and not self.matcher.terms(question[:MAX_MATCH_CHARS]):
+        # Just after an answer, "why?" or "which one?" asks about it: a question for staff.
+        if outcome.kind == "none" and not self.matcher.terms(asked) and not (topic and asks(asked)):
             return self.small_talk(question)
-        return _offering(self.watchful(self.answer(outcome, question), before))
+        reply = self.answer(outcome, question)
+        if outcome.kind == "none" and topic:  # "why?" just after an answer: what lies near it may help
+            reply = replace(reply, related=self.related([topic]))
+        return _offering(self.watchful(reply, before))
 
-    def match(self, question: str, topic: str | None) -> Outcome:
-        """Match a question, as a follow-up to `topic` when there is one (and it is still in the FAQ)."""
+    def topic(self, before: Before) -> Entry | None:
+        """The entry answered just before, if it is still in the FAQ (it may have changed since)."""
         try:
-            previous = self.knowledge.entry(topic) if topic else None
-        except KeyError:  # answered before the FAQ changed, and gone since
-            previous = None
-        return self.matcher.follow_up(question, previous) if previous else self.matcher.match(question)
+            return self.knowledge.entry(before.topic) if before.topic else None
+        except KeyError:
+            return None
 
     def watchful(self, reply: Reply, before: Before) -> Reply:
         """A message telling how someone is after a treatment, in words no red flag names, gets
@@ -158,7 +174,7 @@ class Brain:
         return (
             self.safety.tells_of_treatment(question)
             and not self.safety.after_treatment(question)
-            and not self.matcher.asks(question[:MAX_MATCH_CHARS])
+            and not asks(question)
         )
 
     def after_treatment(self, question: str) -> Reply:
@@ -166,10 +182,18 @@ class Brain:
         related = tuple(Choice(e, self.knowledge.entry(e).question) for e in self.safety.signs_for)
         return Reply(question, Kind.FALLBACK, texts.TOLD_OF_TREATMENT, related=related)
 
+    def glad(self, question: str) -> bool:
+        """Whether a message only thanks, or says an answer landed ("perfect, got it 👍")."""
+        words = set(self.matcher.language.raw_words(question))
+        glad = words & (_THANKS | _GLAD)
+        said = bool(glad) or (not words and _GLAD_SIGNS.search(question) is not None)
+        return said and words <= glad | self.matcher.language.stopwords and not asks(question)
+
     def small_talk(self, question: str) -> Reply:
         """A message with no question in it ("hi", "thanks", "👍"): nothing for staff to follow up."""
         words = set(self.matcher.language.raw_words(question))
-        text = texts.THANKS if words & _THANKS else texts.NO_QUESTION
+        glad = words & _GLAD or (not words and _GLAD_SIGNS.search(question))
+        text = texts.THANKS if words & _THANKS else texts.GLAD if glad else texts.NO_QUESTION
         if _ABOUT_BOT.search(question):
             text = texts.ABOUT_BOT
         return Reply(question, Kind.FALLBACK, text)

@@ -60,6 +60,7 @@ ABOUT_BOT = (
     "mesotherapy from the academy's own information, and pass anything else to our team."
 )
 THANKS = "You're welcome! Ask me anything else whenever you like."
+GLAD = "Glad that helps! Ask me anything else whenever you like."
 # A message that only tells of a treatment had, with nothing asked and nothing wrong told.
 TOLD_OF_TREATMENT = (
     "Thanks for letting us know. Ask me anything about your treatment in your own words, "

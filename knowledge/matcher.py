@@ -624,11 +624,6 @@ class Matcher:
             return Outcome("suggest", tuple(candidates))
         return Outcome("none")
 
-    def asks(self, text: str) -> bool:
-        """Whether a message asks anything at all: "just had meso on my tummy" only tells; "had
-        meso today can i wash my face" asks, though it is one clause about the sender."""
-        return bool(_ASKS_ITSELF.search(text)) or any(role == "asks" for _, role in _clauses(text))
-
     def follow_up(self, text: str, topic: Entry) -> Outcome:
         """Match a message sent just after `topic` was answered. Read alone, "and for non-medical
         people?" after the membership price asks who may train; it asks that price again.
@@ -780,6 +775,12 @@ def refuse_clashes(entries: Sequence[Entry | Gap], language: Language) -> None:
                 )
     if problems:
         raise KnowledgeError("\n".join(problems))
+
+
+def asks(text: str) -> bool:
+    """Whether a message puts a question, with a question mark or a word that asks: "why?" and
+    "had meso today can i wash my face" do; "just had meso on my tummy" and "ok thanks" do not."""
+    return "?" in text or _ASKS_ITSELF.search(text) is not None
 
 
 def split_questions(text: str) -> list[str]:

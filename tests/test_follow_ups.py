@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.evaluate import Scores, conversation_scores
+from bot import texts
 from bot.brain import Before, Brain
+from bot.replies import Kind
 
 # Read alone, the 319 answerable follow-ups score 45.5% top-1; read after the first message, 58.0%
 # (batch N, held out while follow-up matching was built: 49.1% -> 57.3%; batch O, written after
@@ -98,3 +100,19 @@ def test_a_second_message_after_an_answer(
 def test_an_answer_from_an_older_faq_is_no_topic(brain: Brain) -> None:
     """A topic remembered before the FAQ changed, whose entry has since gone, is ignored."""
     assert brain.reply("how long?", Before(topic="an-entry-since-removed")) == brain.reply("how long?")
+
+
+def test_a_question_with_no_word_of_its_own_after_an_answer_goes_to_staff(brain: Brain) -> None:
+    """ "why?" asks about the answer just given: not small talk, and what lies near may help."""
+    first = "do you use numbing cream?"
+    reply = brain.reply("why?", Before().then(first, brain.reply(first)))
+    assert (reply.kind, reply.for_staff) == (Kind.FALLBACK, True)
+    assert "treatment-pain" in [choice.entry_id for choice in reply.related]
+
+
+@pytest.mark.parametrize("then", ["great 👍", "ok cool", "perfect, thank you", "👍", "sounds good", "ok bye"])
+def test_an_answer_acknowledged_is_not_a_question_for_staff(brain: Brain, then: str) -> None:
+    first = "how much is the course?"
+    reply = brain.reply(then, Before().then(first, brain.reply(first)))
+    assert (reply.kind, reply.for_staff) == (Kind.FALLBACK, False)
+    assert reply.text in (texts.GLAD, texts.THANKS)
