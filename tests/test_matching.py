@@ -161,6 +161,8 @@ def _answered(reply: Reply) -> list[str]:
         ("do they assess you before they start injecting", "treatment-consultation"),
         ("do the results last forever?", "sessions-maintenance"),
         ("do you cover tendon problems", "pain-protocol-indications"),
+        # Google Maps is where to go, not Google reviews
+        ("whats the address, want to put it in google maps", "pain-course-location"),
         # one question that merely mentions two things
         ("what is the centre for medical sciences and research?", "training-overview"),
         ("whats the difference between acute and chronic pain", "acute-vs-chronic-pain"),
