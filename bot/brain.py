@@ -16,7 +16,7 @@ from bot.replies import Choice, Kind, Reply
 from knowledge.intents import BookingIntent
 from knowledge.language import Language
 from knowledge.loader import load_knowledge
-from knowledge.matcher import Matcher, Outcome, asks, refuse_clashes, split_questions
+from knowledge.matcher import Matcher, Outcome, asks, only_tells, refuse_clashes, split_questions
 from knowledge.model import Entry, Knowledge
 from knowledge.safety import SafetyGate
 from knowledge.yamlfile import KnowledgeError
@@ -175,6 +175,7 @@ class Brain:
             self.safety.tells_of_treatment(question)
             and not self.safety.after_treatment(question)
             and not asks(question)
+            and only_tells(question[:MAX_MATCH_CHARS])
         )
 
     def after_treatment(self, question: str) -> Reply:

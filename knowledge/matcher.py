@@ -783,6 +783,12 @@ def asks(text: str) -> bool:
     return "?" in text or _ASKS_ITSELF.search(text) is not None
 
 
+def only_tells(text: str) -> bool:
+    """Whether every clause of a message tells rather than asks ("had meso on my face this arvo");
+    "ketoprofen levels after intradermal injection" asks, with no question word."""
+    return all(role == "tells" for _, role in _clauses(text))
+
+
 def split_questions(text: str) -> list[str]:
     """The parts of a message that may each be a question ("price and where is it?"). What the
     sender says about themselves ("I'm a physio, ...") stays with the part after it."""

@@ -231,7 +231,14 @@ def test_a_treatment_told_of_with_nothing_asked_is_offered_aftercare(brain: Brai
 
 
 @pytest.mark.parametrize(
-    "text", ["had meso today can i wash my face", "had meso yesterday and my face is a bit red"]
+    "text",
+    [
+        "had meso today can i wash my face",
+        "had meso yesterday and my face is a bit red",
+        # no question word, but no story either: questions put as statements
+        "ketoprofen levels after intradermal injection",
+        "As a physio I'd like to know whether you cover recognising infection at injection sites",
+    ],
 )
 def test_a_treatment_told_of_with_a_question_or_a_complaint_is_read_as_one(brain: Brain, text: str) -> None:
     assert brain.reply(text).text != texts.TOLD_OF_TREATMENT
