@@ -104,7 +104,8 @@ _OPENER = re.compile(
 # Words before the name of the thing a question wants ("do I get a certificate?").
 _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "receiving"})
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
-_AMOUNT = frozenset({"much", "many"})  # "how much", "how many": asking, naming nothing
+# "how much", "how many (days)": asking for an amount, naming nothing it is the amount of.
+_AMOUNT = frozenset({"much", "many", "minute", "hour", "day", "week", "month", "year"})
 # A clause that tells something about the sender rather than asking: read with the next one.
 _PREAMBLE = re.compile(
     r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my|asking for|forwarding|on behalf)\b",
@@ -671,13 +672,24 @@ class Matcher:
         it points back at the topic ("is that per year?" after the membership fee: not
         mesotherapy's history)."""
         picked = [m.entry for m in alone.matches]
-        if _BACK.search(" ".join(words)) and all(entry.id != topic.id for entry in picked):
+        if self._points_back(words, topic, picked) and all(entry.id != topic.id for entry in picked):
             return True
         other = {"patient": "delegate", "delegate": "patient"}.get(topic.audience)
         if not other or all(getattr(entry, "audience", None) != other for entry in picked):
             return False
         named = {stem(w) for w in words if w not in self.language.stopwords and not _ASKING_WORD.fullmatch(w)}
         return named <= self.language.focus | _AMOUNT | self._bags[self.entries.index(topic)]
+
+    def _points_back(self, words: Sequence[str], topic: Entry, picked: Sequence[Entry | Gap]) -> bool:
+        """Whether "that" or "this" stands for the topic ("is that per year?", "what did that study
+        find?"), rather than naming a thing of the entry picked, not of the topic: "is this course
+        for GPs?" after the intradermal answer asks who the course is for."""
+        bag = self._bags[self.entries.index(topic)]
+        own = set().union(*(self._bags[self.entries.index(entry)] for entry in picked)) - bag
+        return any(
+            _BACK.fullmatch(word) and stem(following or "") not in own
+            for word, following in zip(words, [*words[1:], None], strict=True)
+        )
 
     def _asked_alone_agrees(self, clauses: Sequence[tuple[list[str], Role]], top: Match) -> bool:
         """Whether the clauses that ask, read without the story told around them, confidently
