@@ -102,7 +102,7 @@ class Brain:
         if self.glad(question):
             return self.small_talk(question)
         if self.told_of_treatment(question):
-            return self.after_treatment(question)
+            return self.offer_aftercare(question)
         topic, asked = self.topic(before), question[:MAX_MATCH_CHARS]
         outcome = self.matcher.follow_up(asked, topic) if topic else self.matcher.match(asked)
         restated = _restated(question, before.message)
@@ -178,7 +178,7 @@ class Brain:
             and only_tells(question[:MAX_MATCH_CHARS])
         )
 
-    def after_treatment(self, question: str) -> Reply:
+    def offer_aftercare(self, question: str) -> Reply:
         """What someone just treated may want next: aftercare, what is normal, and what is not."""
         related = tuple(Choice(e, self.knowledge.entry(e).question) for e in self.safety.signs_for)
         return Reply(question, Kind.FALLBACK, texts.TOLD_OF_TREATMENT, related=related)

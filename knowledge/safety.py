@@ -781,7 +781,7 @@ class SafetyGate:
                 self.advice_texts[key] = _text(problems, advice, key, f"advice.{key}", line)
         signs = data["seek_help_signs"]
         self.seek_help_signs = ""
-        self.signs_for: tuple[str, ...] = ()
+        self.signs_for = ()
         if _check_keys(problems, signs, "seek_help_signs", ("text", "entries")):
             self.seek_help_signs = _text(problems, signs, "text", "seek_help_signs", _line(signs))
             entries = _str_list(problems, signs.get("entries"), "seek_help_signs.entries", _line(signs))
