@@ -151,7 +151,8 @@ class TerminalTelegram:
         buttons = [b if isinstance(b, dict) else {"text": b} for row in rows for b in row]
         if not buttons:
             return
-        message["reply_markup"] = markup
+        if "inline_keyboard" in markup:  # Telegram echoes only an inline keyboard on the message
+            message["reply_markup"] = markup
         self.buttons, self._buttons_message = buttons, message
         for number, button in enumerate(buttons, 1):
             self.write(f"   [{number}] {button['text']}")

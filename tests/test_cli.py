@@ -77,6 +77,28 @@ def test_chat_runs_the_real_bot_in_the_terminal(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_booking_can_be_made_to_the_end_in_the_terminal(tmp_path: Path) -> None:
+    """The contact step sends a reply keyboard (share my phone number), which Telegram does not
+    echo on the message: echoed, PTB read it as an inline keyboard and the booking broke there."""
+    db = str(tmp_path / "chat.sqlite3")
+    steps = [
+        "id like to book the pain course pls",
+        "1",
+        "Dr Priya Patel",
+        "priya@example.com",
+        "1",
+        "1",
+        "1",
+        "1",
+    ]
+    result = run("chat", stdin="\n".join(steps) + "\n", env={"MESOBOT_DB": db})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "went wrong" not in result.stdout
+    assert "Thank you, Dr Priya Patel! Your booking request is saved as ENQ-000001" in result.stdout
+    filed = run("enquiries", "--db", db, "export", "--format", "json")
+    assert [e["kind"] for e in json.loads(filed.stdout)] == ["booking"]
+
+
 def test_chat_ends_at_a_bare_quit_without_filing_it(tmp_path: Path) -> None:
     db = str(tmp_path / "chat.sqlite3")
     result = run("chat", stdin="where is it held?\nquit\nhow much is parking?\n", env={"MESOBOT_DB": db})
