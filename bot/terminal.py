@@ -38,8 +38,11 @@ class TerminalTelegram:
         self.messages: dict[int, dict[str, Any]] = {}
         self.buttons: list[dict[str, Any]] = []  # of the latest message that has any
         self._buttons_message: dict[str, Any] | None = None
-        self._ids = itertools.count(1)
-        self._update_ids = itertools.count(1)
+        # Ids go on rising from one chat to the next, as Telegram's do: the inbox takes an update
+        # id it has seen (within a day) for one Telegram sent again, and drops it.
+        first = time.time_ns() // 1_000_000
+        self._ids = itertools.count(first)
+        self._update_ids = itertools.count(first)
 
     # -- the person's side ----------------------------------------------------------------------
 

@@ -151,8 +151,7 @@ BOOK_FIELD_LABELS = {
 }
 BOOK_DONE = (
     "Thank you, {name}! Your booking request is saved as {reference}.\n"
-    "Our team will contact you by {contact_kind} to confirm your place and take payment. "
-    "Once your payment is confirmed, your SoMUK Learning Pack is sent to you by email.\n"
+    "Our team will contact you by {contact_kind} to confirm your place and take payment.{after_booking}\n"
     "Keep the reference in case you need to ask about it."
 )
 BOOK_NOT_SAVED = (

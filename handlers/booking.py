@@ -332,10 +332,12 @@ async def confirm(update: Update, context: CallbackContext) -> int:
         await _say(update, texts.BOOK_NOT_SAVED)
         return CONFIRM
     kind = {"email": "email", "phone": "phone", "telegram": "phone"}.get(draft.contact_kind or "", "message")
-    await _say(
-        update,
-        texts.BOOK_DONE.format(name=draft.name, reference=enquiry.reference, contact_kind=kind),
+    courses = services(context).brain.knowledge.courses
+    after = next((f" {c.after_booking}" for c in courses if c.id == draft.course_id and c.after_booking), "")
+    done = texts.BOOK_DONE.format(
+        name=draft.name, reference=enquiry.reference, contact_kind=kind, after_booking=after
     )
+    await _say(update, done)
     return await _finish(update, context)
 
 

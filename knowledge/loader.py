@@ -36,7 +36,9 @@ _SOURCE_FIELDS = dict.fromkeys(("title", "file"), True)
 _ENTRY_FIELDS = dict.fromkeys(
     ("id", "audience", "question", "phrasings", "keywords", "answer", "source"), True
 ) | {"related": False}
-_COURSE_FIELDS = dict.fromkeys(("id", "name", "summary", "facts", "source", "entry_id"), True)
+_COURSE_FIELDS = dict.fromkeys(("id", "name", "summary", "facts", "source", "entry_id"), True) | {
+    "after_booking": False
+}
 _GAP_FIELDS = {**dict.fromkeys(("id", "topic", "question", "phrasings", "keywords"), True), "personal": False}
 
 Report = Callable[[str], None]
@@ -400,7 +402,12 @@ def _load_courses(path: Path, context: _Context, entry_ids: set[str]) -> list[Co
         entry_ref = _text(raw, "entry_id", report)
         if entry_ref and entry_ref not in entry_ids:
             report(f"entry_id: no entry {entry_ref!r}{_did_you_mean(entry_ref, entry_ids)}")
-        courses.append(Course(course_id, name, blurb, tuple(facts), source, entry_ref))
+        after = (
+            render(_text(raw, "after_booking", report), "after_booking", report)
+            if "after_booking" in raw
+            else ""
+        )
+        courses.append(Course(course_id, name, blurb, tuple(facts), source, entry_ref, after))
     return courses
 
 

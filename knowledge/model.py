@@ -58,6 +58,7 @@ class Course:
     facts: tuple[tuple[str, str], ...]
     source: str
     entry_id: str
+    after_booking: str = ""  # what happens once a place is booked, where the source says
 
 
 @dataclass(frozen=True)

@@ -95,8 +95,14 @@ def test_a_booking_can_be_made_to_the_end_in_the_terminal(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "went wrong" not in result.stdout
     assert "Thank you, Dr Priya Patel! Your booking request is saved as ENQ-000001" in result.stdout
+    assert "Learning Pack is sent to you by email" in result.stdout  # the pain course's, by its source
     filed = run("enquiries", "--db", db, "export", "--format", "json")
     assert [e["kind"] for e in json.loads(filed.stdout)] == ["booking"]
+    # A second chat on the same database: the general mesotherapy training, whose source has no
+    # Learning Pack. (Its messages once reused the first chat's update ids and were dropped.)
+    steps[1] = "2"
+    result = run("chat", stdin="\n".join(steps) + "\n", env={"MESOBOT_DB": db})
+    assert "saved as ENQ-000002" in result.stdout and "Learning Pack" not in result.stdout
 
 
 def test_chat_ends_at_a_bare_quit_without_filing_it(tmp_path: Path) -> None:
