@@ -26,15 +26,20 @@ _ABOUT_BOT = re.compile(
     r"\b(?:who|what) (?:are|r) (?:you|u)\b|\bare (?:you|u) (?:a |an )?(?:bot|robot|human|real|person|ai)\b",
     re.IGNORECASE,
 )
-_THANKS = {"thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou", "appreciated", "appreciate"}
-# Words that only say an answer landed ("great 👍", "ok cool", "perfect, got it"): no question.
 # fmt: off
+_THANKS = {
+    "thanks", "thank", "thx", "ty", "cheers", "ta", "thankyou", "appreciated", "appreciate",
+    "grazie", "merci", "danke", "gracias", "obrigado", "obrigada", "dziekuje", "spasibo",
+}
+# Words that only say an answer landed ("great 👍", "ok cool", "perfect, got it"): no question.
 _GLAD = {
     "great", "perfect", "brilliant", "cool", "amazing", "awesome", "nice", "fab", "fabulous",
     "fantastic", "lovely", "ok", "okay", "k", "kk", "noted", "gotcha", "super", "excellent",
     "wonderful", "sweet", "ace", "good", "sound", "sounds", "got", "understood", "helpful", "clear",
-    "fine", "right", "alright", "bye", "goodbye", "cya"
+    "fine", "right", "alright",
 }
+_BYE = {"bye", "goodbye", "byee", "cya", "ciao", "goodnight", "night", "see", "ya", "later", "speak", "talk"}
+_ALONGSIDE = {"much", "many", "very", "lot", "loads", "no"}  # "thanks so much", "no thanks": never alone
 # fmt: on
 _GLAD_SIGNS = re.compile("[\U0001f44d\U0001f44c\U0001f64f]")  # 👍 👌 🙏 (a smile alone asks what to ask)
 # A correction of the question before: "I meant of NSAIDs, not meso", "the treatment I mean".
@@ -111,8 +116,8 @@ class Brain:
             if again.kind == "answer" or (again.kind == "gap" and outcome.kind != "answer"):
                 outcome = again
         # Only a message that matched nothing can be small talk: fold its words again just then.
-        # Just after an answer, "why?" or "which one?" asks about it: a question for staff.
-        if outcome.kind == "none" and not self.matcher.terms(asked) and not (topic and asks(asked)):
+        # Just after a reply, "why?" or "which one?" asks about it: a question for staff.
+        if outcome.kind == "none" and not self.matcher.terms(asked) and not (before.message and asks(asked)):
             return self.small_talk(question)
         reply = self.answer(outcome, question)
         if outcome.kind == "none" and topic:  # "why?" just after an answer: what lies near it may help
@@ -184,17 +189,21 @@ class Brain:
         return Reply(question, Kind.FALLBACK, texts.TOLD_OF_TREATMENT, related=related)
 
     def glad(self, question: str) -> bool:
-        """Whether a message only thanks, or says an answer landed ("perfect, got it 👍")."""
+        """Whether a message only thanks, says an answer landed, or says goodbye ("perfect, got it
+        👍", "thanks so much", "ok bye"): matched as a question, "so much" asked a price."""
         words = set(self.matcher.language.raw_words(question))
-        glad = words & (_THANKS | _GLAD)
-        said = bool(glad) or (not words and _GLAD_SIGNS.search(question) is not None)
-        return said and words <= glad | self.matcher.language.stopwords and not asks(question)
+        said = words & (_THANKS | _GLAD | _BYE)
+        if not said and (words or not _GLAD_SIGNS.search(question)):
+            return False
+        return words <= said | _ALONGSIDE | self.matcher.language.stopwords and not asks(question)
 
     def small_talk(self, question: str) -> Reply:
         """A message with no question in it ("hi", "thanks", "👍"): nothing for staff to follow up."""
         words = set(self.matcher.language.raw_words(question))
-        glad = words & _GLAD or (not words and _GLAD_SIGNS.search(question))
-        text = texts.THANKS if words & _THANKS else texts.GLAD if glad else texts.NO_QUESTION
+        replies = ((_BYE, texts.BYE), (_THANKS, texts.THANKS), (_GLAD, texts.GLAD))
+        text = next((reply for said, reply in replies if words & said), texts.NO_QUESTION)
+        if not words and _GLAD_SIGNS.search(question):
+            text = texts.GLAD
         if _ABOUT_BOT.search(question):
             text = texts.ABOUT_BOT
         return Reply(question, Kind.FALLBACK, text)

@@ -60,7 +60,8 @@ ABOUT_BOT = (
     "mesotherapy from the academy's own information, and pass anything else to our team."
 )
 THANKS = "You're welcome! Ask me anything else whenever you like."
-GLAD = "Glad that helps! Ask me anything else whenever you like."
+GLAD = "Anything else I can help with? Ask in your own words whenever you like."
+BYE = "Goodbye, and thanks for getting in touch! Message me any time."
 # A message that only tells of a treatment had, with nothing asked and nothing wrong told.
 TOLD_OF_TREATMENT = (
     "Thanks for letting us know. Ask me anything about your treatment in your own words, "

@@ -124,9 +124,33 @@ def test_a_question_with_no_word_of_its_own_after_an_answer_goes_to_staff(brain:
     assert "treatment-pain" in [choice.entry_id for choice in reply.related]
 
 
-@pytest.mark.parametrize("then", ["great 👍", "ok cool", "perfect, thank you", "👍", "sounds good", "ok bye"])
-def test_an_answer_acknowledged_is_not_a_question_for_staff(brain: Brain, then: str) -> None:
+def test_a_bare_question_after_an_i_dont_know_goes_to_staff_too(brain: Brain) -> None:
+    first = "hi im a dentist can i do this course"
+    answered = brain.reply(first)
+    assert answered.for_staff and answered.topic is None  # the premise: a gap, no answer
+    reply = brain.reply("why not?", Before().then(first, answered))
+    assert (reply.kind, reply.for_staff) == (Kind.FALLBACK, True)
+
+
+@pytest.mark.parametrize(
+    ("then", "text"),
+    [
+        ("great 👍", texts.GLAD),
+        ("ok cool", texts.GLAD),
+        ("👍", texts.GLAD),
+        ("sounds good", texts.GLAD),
+        ("perfect, thank you", texts.THANKS),
+        # "so much" is no price asked; "many thanks" no number
+        ("thanks so much", texts.THANKS),
+        ("thank you very much", texts.THANKS),
+        ("many thanks", texts.THANKS),
+        ("no thanks", texts.THANKS),
+        ("grazie", texts.THANKS),
+        ("ok bye", texts.BYE),
+        ("see ya", texts.BYE),
+    ],
+)
+def test_an_answer_acknowledged_is_not_a_question_for_staff(brain: Brain, then: str, text: str) -> None:
     first = "how much is the course?"
     reply = brain.reply(then, Before().then(first, brain.reply(first)))
-    assert (reply.kind, reply.for_staff) == (Kind.FALLBACK, False)
-    assert reply.text in (texts.GLAD, texts.THANKS)
+    assert (reply.kind, reply.for_staff, reply.text) == (Kind.FALLBACK, False, text)
