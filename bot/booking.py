@@ -107,8 +107,14 @@ def choose_background(text: str) -> str | None:
     return None
 
 
+_NO_NOTES = re.compile(
+    r"^\W*(?:no|none|nope|nah|nothing|no notes?|n/?a|not really|nothing (?:else|to add)|all good)\W*$", re.I
+)
+
+
 def clean_notes(text: str) -> str:
+    """The notes as typed; "no", "none" or "no notes" typed rather than tapped are no notes."""
     notes = text.strip()
     if len(notes) > MAX_NOTES:
         raise InvalidInput("long")
-    return notes
+    return "" if _NO_NOTES.match(notes) else notes

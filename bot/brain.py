@@ -106,6 +106,8 @@ class Brain:
             return self.small_talk(question)
         if self.glad(question):
             return self.small_talk(question)
+        if self.booking.puts_off(question) and not asks(question):
+            return Reply(question, Kind.FALLBACK, texts.BOOK_LATER)
         if self.told_of_treatment(question):
             return self.offer_aftercare(question)
         topic, asked = self.topic(before), question[:MAX_MATCH_CHARS]

@@ -51,6 +51,7 @@ FALLBACK_NOT_SAVED = (
 )
 MAY_HELP = "Meanwhile, one of these may help:"
 BOOK_OFFER = "Would you like to request a place? Tap “Book a place” or send /book."
+BOOK_LATER = "No problem. Whenever you're ready, send /book or tap “Book a place” in the menu."
 BOOKING_START = "I'd be glad to help you book. I'll take a few details and pass them to our team."
 
 EMPTY_MESSAGE = "It looks like that message was empty. What would you like to know?"

@@ -69,7 +69,7 @@ def register(application: Application) -> None:
             CommandHandler("forgetme", privacy.forgetme),
             # The booking conversation: mid-booking, what people type belongs to it. Its
             # entry points also take every free-text question (see handlers.booking).
-            booking.conversation(settings.booking_timeout_minutes),
+            booking.conversation(settings.booking_timeout_minutes, services(application).brain.booking),
             CommandHandler("start", start.start),
             CommandHandler("help", start.help_command),
             CommandHandler("courses", courses.courses),

@@ -16,6 +16,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -47,6 +48,7 @@ from bot.services import services
 from handlers import render
 from handlers.filing import file_enquiry
 from handlers.questions import answer_message, deliver
+from knowledge.intents import BookingIntent
 
 COURSE, NAME, CONTACT, BACKGROUND, NOTES, CONSENT, CONFIRM, EDIT = range(8)
 NAME_KEY = "booking"  # the conversation's name in persistence
@@ -303,7 +305,9 @@ async def no_notes(update: Update, context: CallbackContext) -> int:
 
 
 async def agreed(update: Update, context: CallbackContext) -> int:
-    await update.callback_query.answer()
+    """The consent given: tapped, or typed ("yes", "I agree")."""
+    if update.callback_query:
+        await update.callback_query.answer()
     return await _next(update, context, _draft(context).with_(consent=True), CONFIRM)
 
 
@@ -323,8 +327,10 @@ async def edit_field(update: Update, context: CallbackContext) -> int:
 
 
 async def confirm(update: Update, context: CallbackContext) -> int:
-    """File the request: stored first; only then is the person told it was sent."""
-    await update.callback_query.answer()
+    """File the request: stored first; only then is the person told it was sent. Tapped, or typed
+    ("yes send it")."""
+    if update.callback_query:
+        await update.callback_query.answer()
     draft = _draft(context)
     summary = f"Booking request: {draft.course_name}"
     enquiry = await file_enquiry(update, context, Kind.BOOKING.value, summary, draft.details())
@@ -400,34 +406,55 @@ async def off_script(update: Update, context: CallbackContext) -> int | None:
     return await prompt(update, context, state) if isinstance(state, int) else None
 
 
-def conversation(timeout_minutes: int) -> ConversationHandler:
+class _Means(filters.MessageFilter):
+    """A text message that `means` holds for ("never mind" means stop)."""
+
+    def __init__(self, means: Callable[[str], bool]) -> None:
+        super().__init__()
+        self.means = means
+
+    def filter(self, message: Message) -> bool:
+        return bool(message.text) and self.means(message.text)
+
+
+def conversation(timeout_minutes: int, intent: BookingIntent) -> ConversationHandler:
     """The booking ConversationHandler. Its entry points see every free-text message, because a
-    question may turn out to be a booking request; those that are not end at once."""
+    question may turn out to be a booking request; those that are not end at once. At any step,
+    a message meaning "stop" cancels it; at the consent and the summary, one meaning "yes" is
+    taken as the button."""
     text = filters.TEXT & ~filters.COMMAND
+    stop = MessageHandler(text & _Means(intent.wants_to_stop), cancel)
+    yes = text & _Means(intent.agrees)
     states = {
         COURSE: [
             CallbackQueryHandler(chose_course, pattern=f"^{P}c:"),
+            stop,
             MessageHandler(text, typed_course),
         ],
         NAME: [
+            stop,
             MessageHandler(text, typed_name),
             CallbackQueryHandler(telegram_name, pattern=f"^{P}n:tg$"),
         ],
         CONTACT: [
             MessageHandler(filters.CONTACT, shared_contact),
+            stop,
             MessageHandler(text, typed_contact),
         ],
         BACKGROUND: [
             CallbackQueryHandler(chose_background, pattern=f"^{P}b:"),
+            stop,
             MessageHandler(text, typed_background),
         ],
         NOTES: [
+            stop,
             MessageHandler(text, typed_notes),
             CallbackQueryHandler(no_notes, pattern=f"^{P}notes:none$"),
         ],
-        CONSENT: [CallbackQueryHandler(agreed, pattern=f"^{P}agree$")],
+        CONSENT: [CallbackQueryHandler(agreed, pattern=f"^{P}agree$"), MessageHandler(yes, agreed)],
         CONFIRM: [
             CallbackQueryHandler(confirm, pattern=f"^{P}confirm$"),
+            MessageHandler(yes, confirm),
             CallbackQueryHandler(edit, pattern=f"^{P}edit$"),
         ],
         EDIT: [CallbackQueryHandler(edit_field, pattern=f"^{P}e:")],
@@ -446,6 +473,7 @@ def conversation(timeout_minutes: int) -> ConversationHandler:
             states=states,
             fallbacks=[
                 CommandHandler("cancel", cancel),
+                stop,
                 CallbackQueryHandler(cancel, pattern=f"^{P}cancel$"),
                 MessageHandler(filters.ALL, off_script),
                 CallbackQueryHandler(off_script),

@@ -20,6 +20,9 @@ INTENTS_FILE = Path(__file__).with_name("intents.yaml")
 class BookingIntent:
     wants: tuple[re.Pattern[str], ...]
     only_asking: tuple[re.Pattern[str], ...]
+    later: tuple[re.Pattern[str], ...]
+    stop: tuple[re.Pattern[str], ...]
+    agree: tuple[re.Pattern[str], ...]
 
     @classmethod
     def load(cls, path: Path = INTENTS_FILE) -> BookingIntent:
@@ -32,17 +35,36 @@ class BookingIntent:
             }
             wants = tuple(_compile(_fill(p, fill), path) for p in booking["wants"])
             only_asking = tuple(_compile(p, path) for p in booking["only_asking"])
+            later = tuple(_compile(p, path) for p in booking["later"])
+            stop = tuple(_compile(p, path) for p in booking["stop"])
+            agree = tuple(_compile(p, path) for p in booking["agree"])
         except (KeyError, TypeError) as exc:
             raise KnowledgeError(
-                f"{path}: booking needs desire, action, wants, only_asking ({exc})"
+                f"{path}: booking needs desire, action, wants, only_asking, later, stop, agree ({exc})"
             ) from None
-        return cls(wants, only_asking)
+        return cls(wants, only_asking, later, stop, agree)
 
     def wants_to_book(self, text: str) -> bool:
-        folded = text.casefold().replace("\u2019", "'")
-        if any(p.search(folded) for p in self.only_asking):
+        folded = _fold(text)
+        if any(p.search(folded) for p in self.only_asking) or self.puts_off(text):
             return False
         return any(p.search(folded) for p in self.wants)
+
+    def puts_off(self, text: str) -> bool:
+        """Whether a message puts booking off ("ok I'll book later")."""
+        return any(p.search(_fold(text)) for p in self.later)
+
+    def wants_to_stop(self, text: str) -> bool:
+        """Mid-booking, whether a message means to stop it ("never mind", "cancel")."""
+        return any(p.search(_fold(text)) for p in self.stop)
+
+    def agrees(self, text: str) -> bool:
+        """Mid-booking, whether a message says yes to what was just asked ("ok send it")."""
+        return any(p.search(_fold(text)) for p in self.agree)
+
+
+def _fold(text: str) -> str:
+    return text.casefold().replace("\u2019", "'")
 
 
 def _alternatives(text: str) -> str:

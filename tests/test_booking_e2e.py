@@ -197,3 +197,44 @@ async def test_a_booking_that_mentions_a_complaint_after_treatment_starts_with_t
     assert "Seek help now if you notice" in opening["text"]
     assert (await live.api.wait_for_message(user))["text"] == texts.BOOK_COURSE  # the hand-off goes on
     live.api.assert_no_errors()
+
+
+async def test_stop_in_words_cancels_and_yes_in_words_answers_the_buttons(live: LiveBot) -> None:
+    """People type what the buttons say: "never mind" stops; "yes" agrees and sends."""
+    user = live.api.add_user("Hal")
+    courses = await until_course_buttons(live, user)
+    await live.press(user, courses, PAIN)
+    stopped = await live.ask(user, "actually no dont want to book anymore")  # not taken for a name
+    assert stopped["text"] == texts.BOOK_CANCELLED
+    await until_course_buttons(live, user)
+    assert (await live.ask(user, "never mind"))["text"] == texts.BOOK_CANCELLED
+    assert bookings(live) == []
+    await book_to_consent(live, user)
+    summary = await live.ask(user, "yes")
+    assert summary["text"].startswith("Please check your request")
+    done = await live.ask(user, "ok send it")
+    assert "ENQ-000001" in done["text"]
+    assert [details["name"] for _, _, details in bookings(live)] == ["Ada Lovelace"]
+    live.api.assert_no_errors()
+
+
+async def test_no_typed_at_the_notes_step_is_no_notes(live: LiveBot) -> None:
+    user = live.api.add_user("Ivy")
+    courses = await until_course_buttons(live, user)
+    await live.press(user, courses, PAIN)
+    await live.ask(user, "Ivy Green")
+    await live.ask(user, "ivy@example.com")
+    background = await live.api.wait_for_message(user)
+    await live.press(user, background, "v1:bk:b:medical")
+    consent = await live.ask(user, "no")
+    summary = await live.press(user, consent, "v1:bk:agree")
+    assert "Notes: -" in summary["text"]
+
+
+async def test_putting_booking_off_or_asking_for_a_treatment_starts_no_booking(live: LiveBot) -> None:
+    user = live.api.add_user("Jon")
+    assert (await live.ask(user, "ok ill book later, thanks"))["text"] == texts.BOOK_LATER
+    treatment = await live.ask(user, "can i book a treatment with you? i want meso for my face")
+    assert treatment["text"] != texts.BOOKING_START and "team" in treatment["text"]  # passed to staff
+    assert bookings(live) == []
+    live.api.assert_no_errors()
