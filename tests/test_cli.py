@@ -58,6 +58,25 @@ def test_ask_takes_questions_as_arguments_and_prints_readably() -> None:
     assert "22 Harley Street" in result.stdout and "[answer]" in result.stdout
 
 
+def test_ask_piped_into_a_reader_that_stops_early_ends_without_a_traceback() -> None:
+    """`python -m bot ask ... | head -1`: the reader goes away; the bot says nothing more."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MESOBOT_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "ask", *["where is it held?"] * 2000],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"?")
+    process.stdout.close()
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in stderr
+
+
 def test_check_knowledge_summarises_and_a_broken_file_is_one_clear_error(tmp_path: Path) -> None:
     result = run("check-knowledge")
     assert result.returncode == 0 and "knowledge OK" in result.stdout
