@@ -28,7 +28,10 @@ ASK_PROMPT = "Go ahead: type your question in your own words and I'll do my best
 COURSES_HEADER = "Our courses:"
 COURSES_FOOTER = "Ask me about any of them, or tap below to request a booking."
 
-DID_YOU_MEAN = "I'm not completely sure what you're asking. Did you mean one of these?"
+DID_YOU_MEAN = (
+    "I'm not completely sure what you're asking. Did you mean one of these? "
+    "If none fits, tap “None of these” and I'll pass your question to our team."
+)
 NONE_OF_THESE = "None of these"
 NOT_WHAT_I_ASKED = "Not what I asked"
 NONE_OF_THESE_REPLY = (
