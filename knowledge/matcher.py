@@ -108,7 +108,9 @@ _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
 _AMOUNT = frozenset({"much", "many", "minute", "hour", "day", "week", "month", "year"})
 # A clause that tells something about the sender rather than asking: read with the next one.
 _PREAMBLE = re.compile(
-    r"^\s*(?:i['’]?m|i am|i work|i['’]?ve|i have|i had|had|just had|my|asking for|forwarding|on behalf)\b",
+    r"^\s*(?:(?:hi|hello|hey|hiya)\b[\s,!.]*)?"
+    r"(?:i['’]?m|i am|i work|i['’]?ve|i have|i (?:just )?had|had|just had|my|asking for|forwarding"
+    r"|on behalf)\b",
     re.I,
 )
 # A clause that asks without a question word: "tell me about the pack", "wondering how long it is".

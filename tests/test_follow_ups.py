@@ -61,6 +61,7 @@ def test_leaning_on_the_message_before_means_fewer_confident_wrong_answers(alone
         ("how much is the course?", "how long?", "answer", "pain-course-duration"),
         ("how long does a treatment take?", "how long?", "answer", "treatment-duration"),
         ("when will I see results?", "weeks or months?", "answer", "results-timing"),
+        ("hi i just had meso on my face today, its a bit red", "how long for?", "answer", "side-effects"),
         # A correction is read as the question it corrects.
         ("what are the side effects?", "I meant of NSAIDs, not meso", "answer", "nsaid-risks"),
         ("how long does it take", "sorry, I meant the training", "answer", "pain-course-duration"),

@@ -161,6 +161,9 @@ def _answered(reply: Reply) -> list[str]:
         ("do they assess you before they start injecting", "treatment-consultation"),
         ("do the results last forever?", "sessions-maintenance"),
         ("do you cover tendon problems", "pain-protocol-indications"),
+        # a greeting before telling of a treatment keeps it a story; "2 hrs ago" is no course hours
+        ("hi i just had meso on my face today, its a bit red", "side-effects"),
+        ("just had mesotherapy 2 hrs ago what should i avoid?", "aftercare"),
         # Google Maps is where to go, not Google reviews
         ("whats the address, want to put it in google maps", "pain-course-location"),
         # one question that merely mentions two things
