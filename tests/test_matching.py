@@ -262,6 +262,9 @@ def test_siblings_are_told_apart(brain: Brain, question: str, expected: str) -> 
         ("is Pistor alive today?", "Dr Pistor's life"),
         ("is your mesotherapy article out of date?", "last updated"),
         ("when's the next pain masterclass?", "course dates"),
+        ("do i have to be member to do the course", "membership terms"),
+        ("what should i wear", "what to bring or wear"),
+        ("is there a deposit", "deposits"),
     ],
 )
 def test_questions_the_documents_do_not_answer_get_an_honest_fallback(
