@@ -634,11 +634,11 @@ class Matcher:
         A short message that alone earns no confident answer, or a fragment asking with no word of
         its own, is read again after the topic's question, whose words weigh a little less. That
         reading is kept only when it is confident, every word of the message is one the FAQ knows,
-        and its most telling word belongs to the entry picked: "tell me a joke" or "can I take
-        ibuprofen after?" after the certificate stay as they were. A question the documents do
-        not answer ("and is there parking?") stays one. A short message whose own answer strays
-        from the topic is only suggested, unless that reading confirms it or lands on the topic
-        or on a gap."""
+        and a word of it naming a thing (not only a price or a length) belongs to the entry picked:
+        "tell me a joke" or "can I take ibuprofen after?" after the certificate stay as they were.
+        A question the documents do not answer ("and is there parking?") stays one. A short
+        message whose own answer strays from the topic is only suggested, unless that reading
+        confirms it or lands on the topic or on a gap."""
         alone = self.match(text)
         words = _whole(self._clause_words(text))
         own = [word for word in words if word not in self.language.stopwords]
@@ -655,9 +655,8 @@ class Matcher:
         ranked = self._rank([*before, *words], context, words, TOPIC_WEIGHT)
         if not ranked or not _confident(ranked) or not terms <= self._idf.keys():
             return alone
-        rarest = max(self._idf[t] for t in terms)
-        telling = {t for t in terms if self._idf[t] == rarest}  # ties: "weeks or months?"
-        if not telling & self._bags[self.entries.index(ranked[0].entry)]:
+        named = terms - self.language.focus - _AMOUNT  # "medical" in "and for medical people?"
+        if not (named or terms) & self._bags[self.entries.index(ranked[0].entry)]:
             return alone
         if (
             strays

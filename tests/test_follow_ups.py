@@ -11,13 +11,13 @@ from bot import texts
 from bot.brain import Before, Brain
 from bot.replies import Kind
 
-# Read alone, the 391 answerable follow-ups score 45.3% top-1; read after the first message, 58.1%
+# Read alone, the 391 answerable follow-ups score 45.5% top-1; read after the first message, 59.6%
 # (batch N, held out while follow-up matching was built: 49.1% -> 57.3%; batch O, written after
 # everything, corrections such as "I meant of NSAIDs, not meso" included: 46.3% -> 61.1%; batch P,
 # scored before it was added: 44.4% -> 58.3%). New topics do not move (90.0% -> 90.5%).
 FOLLOW_UP_FLOOR = 0.56
 FOLLOW_UP_GAIN = 0.07  # ...over the same messages read alone
-# Follow-ups the documents do not answer, answered confidently: 17.7% alone, 14.6% after. Before a
+# Follow-ups the documents do not answer, answered confidently: 17.7% alone, 15.2% after. Before a
 # short message's own answer was only suggested when it strayed from the topic, batches M-O had
 # 18.0% after against 17.1% alone.
 FOLLOW_UP_FALSE_ANSWER_CUT = 0.02
@@ -58,6 +58,7 @@ def test_leaning_on_the_message_before_means_fewer_confident_wrong_answers(alone
     ("first", "then", "kind", "entry_id"),
     [
         ("how much is membership?", "and for non-medical people?", "answer", "membership-price"),
+        ("how much is membership for me then", "and for medical people?", "answer", "membership-price"),
         ("how much is the course?", "how long?", "answer", "pain-course-duration"),
         ("how long does a treatment take?", "how long?", "answer", "treatment-duration"),
         ("when will I see results?", "weeks or months?", "answer", "results-timing"),
