@@ -178,10 +178,10 @@ class Brain:
         """A message only telling of a treatment had ("just had meso on my tummy 🙂"), asking
         nothing and telling of nothing wrong: matched as a question, its words picked an answer
         at random ("tummy" found the stomach troubles NSAIDs cause)."""
-        return (
-            self.safety.tells_of_treatment(question)
+        return (  # cheapest first: most messages ask
+            not asks(question)
+            and self.safety.tells_of_treatment(question)
             and not self.safety.after_treatment(question)
-            and not asks(question)
             and only_tells(question[:MAX_MATCH_CHARS])
         )
 
@@ -193,11 +193,13 @@ class Brain:
     def glad(self, question: str) -> bool:
         """Whether a message only thanks, says an answer landed, or says goodbye ("perfect, got it
         👍", "thanks so much", "ok bye"): matched as a question, "so much" asked a price."""
+        if asks(question):
+            return False
         words = set(self.matcher.language.raw_words(question))
         said = words & (_THANKS | _GLAD | _BYE)
         if not said and (words or not _GLAD_SIGNS.search(question)):
             return False
-        return words <= said | _ALONGSIDE | self.matcher.language.stopwords and not asks(question)
+        return words <= said | _ALONGSIDE | self.matcher.language.stopwords
 
     def small_talk(self, question: str) -> Reply:
         """A message with no question in it ("hi", "thanks", "👍"): nothing for staff to follow up."""
