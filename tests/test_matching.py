@@ -164,6 +164,8 @@ def _answered(reply: Reply) -> list[str]:
         # a greeting before telling of a treatment keeps it a story; "2 hrs ago" is no course hours
         ("hi i just had meso on my face today, its a bit red", "side-effects"),
         ("just had mesotherapy 2 hrs ago what should i avoid?", "aftercare"),
+        # a year of study is not how old mesotherapy is
+        ("im a student nurse, 2nd year, can i come?", "training-backgrounds"),
         # Google Maps is where to go, not Google reviews
         ("whats the address, want to put it in google maps", "pain-course-location"),
         # one question that merely mentions two things
