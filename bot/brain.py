@@ -102,9 +102,7 @@ class Brain:
             return Reply(question, Kind.FALLBACK, f"{advice}\n{texts.PASSED_ON}", for_staff=True)
         if self.booking.wants_to_book(question[:MAX_MATCH_CHARS]):
             return self.watchful(self.book(question), before)
-        if _ABOUT_BOT.search(question):
-            return self.small_talk(question)
-        if self.glad(question):
+        if _ABOUT_BOT.search(question) or self.glad(question):
             return self.small_talk(question)
         if self.booking.puts_off(question) and not asks(question):
             return Reply(question, Kind.FALLBACK, texts.BOOK_LATER)
