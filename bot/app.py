@@ -21,7 +21,7 @@ from bot.services import Services, services
 from bot.settings import Settings
 from bot.transport import AiohttpRequest
 from bot.updates import PerChatUpdateProcessor
-from handlers import follow_up
+from handlers import filing, follow_up
 from handlers.privacy import purge_expired
 from knowledge import english
 
@@ -107,8 +107,16 @@ async def _post_init(application: Application) -> None:
         application.job_queue.run_repeating(
             follow_up.forget_stale, interval=timedelta(minutes=5), name="follow-up-forget"
         )
+        # A "did you mean" nobody answered goes to staff; the first run files those that went
+        # unanswered while the bot was down.
+        application.job_queue.run_repeating(
+            filing.file_unchosen, interval=timedelta(minutes=1), first=timedelta(seconds=5), name="unchosen"
+        )
     else:
-        log.warning("no job queue: the daily retention purge and the follow-up sweep will not run")
+        log.warning(
+            "no job queue: the retention purge, the follow-up sweep and the filing of unchosen"
+            " suggestions will not run"
+        )
     log.info("mesobot is up as @%s", application.bot.username)
 
 

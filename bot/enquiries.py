@@ -249,6 +249,30 @@ def _m007_enquiry_message(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="008_awaiting_choice")
+def _m008_awaiting_choice(db: Database) -> None:
+    # A question answered with "did you mean": kept until the person picks a suggestion or
+    # "None of these"; if they do neither, it is filed for staff (EnquiryLog.file_unchosen).
+    _ddl(
+        db,
+        """
+        CREATE TABLE awaiting_choice (
+            chat_id INTEGER NOT NULL,
+            message_id INTEGER NOT NULL,
+            user_id INTEGER,
+            display_name TEXT NOT NULL DEFAULT '',
+            username TEXT,
+            text TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '{}',
+            asked_at TEXT NOT NULL,
+            PRIMARY KEY (chat_id, message_id)
+        )
+        """,
+        "CREATE INDEX awaiting_choice_asked_at ON awaiting_choice (asked_at)",
+        "CREATE INDEX awaiting_choice_user_id ON awaiting_choice (user_id)",
+    )
+
+
 def _migrate(db: Database) -> None:
     try:
         MIGRATIONS.apply(db)
@@ -732,6 +756,72 @@ class EnquiryLog:
         )
         return found[0] if found else None
 
+    # -- questions awaiting a choice ("did you mean")
+
+    def await_choice(
+        self,
+        user_id: int | None,
+        chat_id: int,
+        message_id: int,
+        display_name: str | None,
+        username: str | None,
+        text: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Keep a question the bot answered with suggestions until the person chooses; the
+        same message again (edited) replaces it and waits afresh."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO awaiting_choice (chat_id, message_id, user_id, display_name, username,"
+                " text, details, asked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (chat_id, message_id) DO UPDATE SET text = excluded.text,"
+                " details = excluded.details, asked_at = excluded.asked_at",
+                [
+                    chat_id,
+                    message_id,
+                    user_id,
+                    display_name or "",
+                    username or None,
+                    text or "",
+                    _to_json(dict(details or {})),
+                    self.now(),
+                ],
+            )
+
+    def choice_made(self, chat_id: int, message_id: int) -> bool:
+        """The person chose (a suggestion, or "None of these", which files it itself): the
+        question no longer waits. False if it was not waiting."""
+        with self.write(fsync=False) as db:
+            return bool(
+                db.execute(
+                    "DELETE FROM awaiting_choice WHERE chat_id = ? AND message_id = ?", [chat_id, message_id]
+                ).rowcount
+            )
+
+    def file_unchosen(self, wait: timedelta, now: datetime | None = None) -> list[Enquiry]:
+        """File for staff, as unanswered questions, those that have waited longer than `wait`
+        for a choice, oldest first; returns their enquiries. Each is stored before it stops
+        waiting, and filed once: a crash in between files it again as the same enquiry."""
+        cutoff = iso((now or self.clock()) - wait)
+        rows = self._rows("SELECT * FROM awaiting_choice WHERE asked_at < ? ORDER BY asked_at", [cutoff])
+        filed = []
+        for row in rows:
+            details = {**json.loads(row["details"] or "{}"), "not_chosen": "no suggestion was picked"}
+            filed.append(
+                self.record(
+                    kind="fallback",
+                    user_id=row["user_id"],
+                    chat_id=row["chat_id"],
+                    display_name=row["display_name"],
+                    username=row["username"],
+                    text=row["text"],
+                    details=details,
+                    message_id=row["message_id"],
+                )
+            )
+            self.choice_made(row["chat_id"], row["message_id"])
+        return filed
+
     # -- answer counts (per FAQ entry, no personal data)
 
     def count_answer(self, entry_id: str) -> int:
@@ -769,21 +859,29 @@ class EnquiryLog:
                 "SELECT * FROM conversations WHERE user_id = ? ORDER BY name, key", [user_id]
             )
         ]
+        awaiting = [
+            {**row, "details": json.loads(row["details"] or "{}")}
+            for row in self._rows(
+                "SELECT * FROM awaiting_choice WHERE user_id = ? ORDER BY asked_at", [user_id]
+            )
+        ]
         user_rows = self._rows("SELECT data FROM user_data WHERE user_id = ?", [user_id])
         chat_rows = self._rows("SELECT data FROM chat_data WHERE chat_id = ?", [user_id])
         return {
             "user_id": user_id,
             "enquiries": [enquiry.to_dict() for enquiry in enquiries],
             "relays": relays,
+            "awaiting_choice": awaiting,
             "conversations": conversations,
             "user_data": json.loads(user_rows[0]["data"]) if user_rows else None,
             "chat_data": json.loads(chat_rows[0]["data"]) if chat_rows else None,
         }
 
     def forget_user(self, user_id: int) -> int:
-        """Delete everything stored about one user (enquiries, relays, conversation state,
-        user_data and their private chat's chat_data) in one transaction; returns the
-        number of rows deleted. Answer counts hold no personal data and stay."""
+        """Delete everything stored about one user (enquiries, relays, questions awaiting a
+        choice, conversation state, user_data and their private chat's chat_data) in one
+        transaction; returns the number of rows deleted. Answer counts hold no personal data
+        and stay."""
         deleted = 0
         with self.write() as db:
             for sql, params in (
@@ -793,6 +891,7 @@ class EnquiryLog:
                     [user_id, user_id],
                 ),
                 ("DELETE FROM enquiries WHERE user_id = ?", [user_id]),
+                ("DELETE FROM awaiting_choice WHERE user_id = ?", [user_id]),
                 ("DELETE FROM conversations WHERE user_id = ?", [user_id]),
                 ("DELETE FROM user_data WHERE user_id = ?", [user_id]),
                 # A private chat's id is the user's id; group ids are negative.
@@ -966,6 +1065,26 @@ class AsyncEnquiryLog:
 
     async def open_handoff_for_user(self, user_id: int) -> Enquiry | None:
         return await self.call(EnquiryLog.open_handoff_for_user, user_id)
+
+    async def await_choice(
+        self,
+        user_id: int | None,
+        chat_id: int,
+        message_id: int,
+        display_name: str | None,
+        username: str | None,
+        text: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        await self.call(
+            EnquiryLog.await_choice, user_id, chat_id, message_id, display_name, username, text, details
+        )
+
+    async def choice_made(self, chat_id: int, message_id: int) -> bool:
+        return await self.call(EnquiryLog.choice_made, chat_id, message_id)
+
+    async def file_unchosen(self, wait: timedelta, now: datetime | None = None) -> list[Enquiry]:
+        return await self.call(EnquiryLog.file_unchosen, wait, now)
 
     async def count_answer(self, entry_id: str) -> int:
         return await self.call(EnquiryLog.count_answer, entry_id)

@@ -252,6 +252,8 @@ PRIVACY = (
     "• Enquiries: questions I passed to our team, urgent messages about a reaction, and booking "
     "requests (the course, your name, contact details, background and notes), with your "
     "Telegram name and id.\n"
+    "• A question I wasn't sure about, while you choose from my suggestions. If you don't choose "
+    "within {choice_minutes} minutes, it goes to our team as an enquiry.\n"
     "• A booking you haven't finished yet, so you can carry on where you left off.\n"
     "• Links between your messages and our team's replies, when a team member is talking with "
     "you here: which message answered which, not their content.\n"
@@ -279,6 +281,10 @@ MYDATA_NOTE = "  team note, {at}: {text}"
 MYDATA_RELAYS = (
     "Messages passed between you and our team: {count} (I keep which message answered which, "
     "not what they said)."
+)
+MYDATA_AWAITING = (
+    "A question I offered suggestions for, asked {asked}: “{text}”. If you don't pick one, "
+    "it goes to our team."
 )
 MYDATA_CONVERSATION = "A booking request you haven't finished, last saved {updated}."
 MYDATA_SAVED = "Saved while you use me: {data}"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
 from telegram.error import TelegramError
-from telegram.ext import CallbackContext
+from telegram.ext import Application, CallbackContext
 
 from bot import texts
 from bot.enquiries import Enquiry
@@ -16,6 +17,9 @@ from handlers.render import MAX_TEXT
 
 log = logging.getLogger(__name__)
 
+# A "did you mean" left this long without a choice is filed for staff: by then the person has
+# moved on, and the follow-up window (handlers.follow_up) has closed too.
+CHOICE_WAIT_MINUTES = 30
 TAKE = "v1:take:"
 DONE = "v1:done:"
 
@@ -100,7 +104,9 @@ async def file_enquiry(
     return enquiry
 
 
-async def announce(context: CallbackContext, enquiry: Enquiry, user: User | None = None) -> None:
+async def announce(
+    context: CallbackContext | Application, enquiry: Enquiry, user: User | None = None
+) -> None:
     """Post a stored enquiry to the staff chat, with take/done buttons. Failure is logged only:
     the enquiry is safe in the log, and staff see it in /enquiries."""
     staff_chat = services(context).settings.staff_chat_id
@@ -113,3 +119,44 @@ async def announce(context: CallbackContext, enquiry: Enquiry, user: User | None
         await services(context).log.set_staff_message(enquiry.id, post.message_id, staff_chat)
     except TelegramError:
         log.exception("could not post %s to the staff chat", enquiry.reference)
+
+
+async def await_choice(
+    update: Update, context: CallbackContext, asked: Message, details: dict[str, Any]
+) -> None:
+    """Keep a question answered with "did you mean" until the person chooses, so that one left
+    unchosen still reaches staff (file_unchosen). The suggestions go out even if this fails."""
+    user = update.effective_user
+    try:
+        await services(context).log.await_choice(
+            user.id if user else None,
+            asked.chat_id,
+            asked.message_id,
+            user.full_name if user else "",
+            user.username if user else None,
+            asked.text or asked.caption or "",
+            details,
+        )
+    except Exception:
+        log.exception("could not keep a question awaiting a choice")
+
+
+async def choice_made(context: CallbackContext, asked: Message | None) -> None:
+    """The person chose for the question `asked` (the message the suggestions quote)."""
+    if asked is None:
+        return
+    try:
+        await services(context).log.choice_made(asked.chat_id, asked.message_id)
+    except Exception:
+        log.exception("could not mark a choice as made")
+
+
+async def file_unchosen(context: CallbackContext | Application, now: datetime | None = None) -> int:
+    """A job: file for staff the questions whose suggestions nobody picked within
+    CHOICE_WAIT_MINUTES, and post them to the staff chat. Returns how many were filed."""
+    application = context if isinstance(context, Application) else context.application
+    filed = await services(application).log.file_unchosen(timedelta(minutes=CHOICE_WAIT_MINUTES), now)
+    for enquiry in filed:
+        if enquiry.staff_message_id is None:
+            await announce(application, enquiry)
+    return len(filed)

@@ -14,6 +14,7 @@ from telegram.ext import Application, CallbackContext, ConversationHandler, Type
 from bot import texts
 from bot.services import services
 from handlers import handoff
+from handlers.filing import CHOICE_WAIT_MINUTES
 from handlers.follow_up import FOLLOW_UP_MINUTES
 from handlers.render import MAX_TEXT
 
@@ -42,6 +43,7 @@ async def privacy(update: Update, context: CallbackContext) -> None:
             days=settings.retention_days,
             booking_minutes=settings.booking_timeout_minutes,
             follow_up_minutes=FOLLOW_UP_MINUTES,
+            choice_minutes=CHOICE_WAIT_MINUTES,
         )
     )
 
@@ -72,7 +74,12 @@ def _plain(value: Any) -> str:
 
 def has_data(data: dict[str, Any]) -> bool:
     return bool(
-        data["enquiries"] or data["relays"] or data["conversations"] or data["user_data"] or data["chat_data"]
+        data["enquiries"]
+        or data["relays"]
+        or data["awaiting_choice"]
+        or data["conversations"]
+        or data["user_data"]
+        or data["chat_data"]
     )
 
 
@@ -103,6 +110,8 @@ def readable(data: dict[str, Any]) -> str:
     relayed = [relay for relay in data["relays"] if relay["direction"] != "staff_post"]
     if relayed:
         lines += ["", texts.MYDATA_RELAYS.format(count=len(relayed))]
+    for question in data["awaiting_choice"]:
+        lines += ["", texts.MYDATA_AWAITING.format(asked=_when(question["asked_at"]), text=question["text"])]
     for conversation in data["conversations"]:
         lines += ["", texts.MYDATA_CONVERSATION.format(updated=_when(conversation["updated_at"]))]
     saved = {**(data["chat_data"] or {}), **(data["user_data"] or {})}

@@ -16,7 +16,7 @@ from bot import texts
 from bot.replies import Kind, Reply
 from bot.services import services
 from handlers import follow_up, render
-from handlers.filing import file_enquiry
+from handlers.filing import await_choice, choice_made, file_enquiry
 from handlers.groups import addressed_text
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ async def deliver(
         enquiry = await file_enquiry(update, context, reply.kind.value, reply.question, details)
         if enquiry is None:
             reply = _not_saved(reply)
+    elif reply.kind is Kind.SUGGEST:
+        details = _details(reply)
+        if said_before:
+            details["said_before"] = said_before[:SAID_BEFORE_EXCERPT]
+        await await_choice(update, context, message, details)
     # An answer to a question typed in private can be disowned ("Not what I asked"): a confident
     # answer that missed the point then reaches staff like any unanswered question.
     disown = reply.kind is Kind.ANSWER and message.chat.type == ChatType.PRIVATE
@@ -77,6 +82,7 @@ async def choose_entry(update: Update, context: CallbackContext) -> None:
     follow_up.answered(update, context, reply)
     # Callback queries must be answered, even when there is nothing to show in the pop-up.
     await query.answer()
+    await choice_made(context, query.message.reply_to_message)
     await render.send(query.message, reply)
     await _count(context, [entry_id])
 
@@ -109,6 +115,7 @@ async def _pass_on(
         return
     enquiry = await file_enquiry(update, context, Kind.FALLBACK.value, question, details, asked.message_id)
     if enquiry is not None:
+        await choice_made(context, asked)
         try:
             await query.edit_message_reply_markup(buttons_left)
         except BadRequest:  # a double tap: the first tap took the button away already

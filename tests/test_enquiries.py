@@ -160,6 +160,7 @@ def test_migrations_applied_once_and_idempotent(db_path: Path) -> None:
         "005_inbox",
         "006_enquiry_update",
         "007_enquiry_message",
+        "008_awaiting_choice",
     ]
     with EnquiryLog(db_path) as log:
         assert [m.name for m in MIGRATIONS.applied(log.db)] == names
@@ -360,6 +361,10 @@ def test_user_data_gathers_everything_about_one_user(log: EnquiryLog) -> None:
     ]
     assert data["user_data"] == {"booking": {"course": "foundation"}}
     assert data["chat_data"] == {}
+    assert data["awaiting_choice"] == []
+    log.await_choice(42, 42, 7, "Ann", "ann", "how long?", {"suggested": ["duration"]})
+    [awaiting] = log.user_data(42)["awaiting_choice"]
+    assert (awaiting["text"], awaiting["details"]) == ("how long?", {"suggested": ["duration"]})
     nobody = log.user_data(9)
     assert nobody["enquiries"] == nobody["relays"] == nobody["conversations"] == []
     assert nobody["user_data"] is None
@@ -378,17 +383,83 @@ def test_forget_user_removes_only_that_users_rows(log: EnquiryLog, db_path: Path
             user_message_id=1,
         )
         _conversation_rows(log, user_id)
+        log.await_choice(user_id, user_id, 7, "Ann", None, "how long?", {"suggested": ["duration"]})
     _booking(log, user_id=42)
     log.count_answer("price")
-    # 2 enquiries + 2 relays + 1 conversation + user_data + chat_data
-    assert log.forget_user(42) == 7
+    # 2 enquiries + 2 relays + 1 question awaiting a choice + 1 conversation + user_data + chat_data
+    assert log.forget_user(42) == 8
     assert log.user_data(42)["enquiries"] == []
     assert log.forget_user(42) == 0
     others = log.user_data(43)
     assert len(others["enquiries"]) == 1 and len(others["relays"]) == 2
     assert others["conversations"] and others["user_data"] is not None
+    assert [row["text"] for row in others["awaiting_choice"]] == ["how long?"]
     assert log.answer_counts()[0]["count"] == 1  # not personal data
     assert _raw(db_path, "SELECT count(*) FROM relays") == [(2,)]
+
+
+# --------------------------------------------------------------------------- "did you mean"
+
+WAIT = timedelta(minutes=30)
+
+
+def _awaiting(log: EnquiryLog, message_id: int = 7, text: str = "how long?") -> None:
+    log.await_choice(42, 42, message_id, "Ann Smith", "ann", text, {"suggested": ["duration", "length"]})
+
+
+def test_a_question_left_unchosen_is_filed_once_it_has_waited(log: EnquiryLog, clock: Clock) -> None:
+    _awaiting(log)
+    clock.advance(minutes=29)
+    assert log.file_unchosen(WAIT) == []
+    clock.advance(minutes=2)
+    [filed] = log.file_unchosen(WAIT)
+    assert (filed.kind, filed.text, filed.user_id, filed.username, filed.status) == (
+        "fallback",
+        "how long?",
+        42,
+        "ann",
+        "new",
+    )
+    assert filed.details == {"suggested": ["duration", "length"], "not_chosen": "no suggestion was picked"}
+    assert log.file_unchosen(WAIT) == []
+    assert log.count() == 1
+
+
+def test_a_choice_made_files_nothing(log: EnquiryLog, clock: Clock) -> None:
+    _awaiting(log)
+    assert log.choice_made(42, 7)
+    assert not log.choice_made(42, 7)
+    clock.advance(hours=1)
+    assert log.file_unchosen(WAIT) == []
+    assert log.count() == 0
+
+
+def test_an_edited_question_waits_afresh_with_its_new_text(log: EnquiryLog, clock: Clock) -> None:
+    _awaiting(log)
+    clock.advance(minutes=20)
+    _awaiting(log, text="how long does it take")
+    clock.advance(minutes=20)
+    assert log.file_unchosen(WAIT) == []
+    clock.advance(minutes=11)
+    assert [e.text for e in log.file_unchosen(WAIT)] == ["how long does it take"]
+
+
+def test_a_question_awaiting_a_choice_survives_a_restart(db_path: Path, clock: Clock) -> None:
+    with EnquiryLog(db_path, clock=clock) as log:
+        _awaiting(log)
+    clock.advance(hours=2)
+    with EnquiryLog(db_path, clock=clock) as log:
+        assert [e.text for e in log.file_unchosen(WAIT)] == ["how long?"]
+
+
+def test_a_question_passed_on_already_is_not_filed_twice(log: EnquiryLog, clock: Clock) -> None:
+    """ "None of these" files the question from the same message; if the bot stopped before the
+    question stopped waiting, the sweep gets that enquiry back rather than a second one."""
+    _awaiting(log)
+    passed_on = log.record("fallback", 42, 42, "Ann Smith", "ann", "how long?", {}, message_id=7)
+    clock.advance(hours=1)
+    assert [e.id for e in log.file_unchosen(WAIT)] == [passed_on.id]
+    assert log.count() == 1
 
 
 def test_purge_keeps_open_and_recent(log: EnquiryLog, clock: Clock) -> None:

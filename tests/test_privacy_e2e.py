@@ -47,7 +47,9 @@ async def hand_off(live: LiveBot, user, question: str = QUESTION) -> dict:
 async def test_privacy_says_what_is_kept_why_and_for_how_long(live: LiveBot) -> None:
     user = live.api.add_user("Ana")
     reply = await live.ask(user, "/privacy")
-    assert reply["text"] == texts.PRIVACY.format(days=365, booking_minutes=60, follow_up_minutes=30)
+    assert reply["text"] == texts.PRIVACY.format(
+        days=365, booking_minutes=60, follow_up_minutes=30, choice_minutes=30
+    )
     assert "365 more days" in reply["text"] and "for 30 minutes" in reply["text"]
     assert "/mydata" in reply["text"] and "/forgetme" in reply["text"]
     live.api.assert_no_errors()
@@ -77,6 +79,13 @@ async def test_mydata_shows_the_users_data_and_no_one_elses(live: LiveBot) -> No
         command="/mydata", link="https://t.me/mesobot_test_bot"
     )
     live.api.assert_no_errors()
+
+
+async def test_mydata_shows_a_question_awaiting_a_choice(live: LiveBot) -> None:
+    gil = live.api.add_user("Gil")
+    await live.ask(gil, "how long?")
+    text = (await live.ask(gil, "/mydata"))["text"]
+    assert "how long?" in text and "If you don't pick one, it goes to our team." in text
 
 
 async def test_mydata_sends_a_file_when_there_is_a_lot(live: LiveBot) -> None:

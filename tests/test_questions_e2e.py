@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import timedelta
 
 from bot import texts
+from bot.enquiries import utc_now
+from handlers.filing import CHOICE_WAIT_MINUTES, file_unchosen
 from tests.conftest import LiveBot
 
 
@@ -125,6 +128,36 @@ async def test_a_double_tap_on_none_of_these_passes_the_question_on_once(live: L
     for _ in range(2):
         assert (await live.api.wait_for_message(user))["text"] == texts.NONE_OF_THESE_REPLY
     assert rows(live, "select kind, text from enquiries") == [("fallback", "how long?")]
+
+
+def _after(minutes: float):
+    return utc_now() + timedelta(minutes=minutes)
+
+
+async def test_a_suggestion_nobody_picks_still_reaches_staff(live: LiveBot) -> None:
+    user = live.api.add_user("Eve", username="eve")
+    reply = await live.ask(user, "how long?")
+    suggested = [data.removeprefix("v1:faq:") for _, data in live.api.buttons(reply)[:-1]]
+    assert await file_unchosen(live.app, now=_after(CHOICE_WAIT_MINUTES - 1)) == 0
+    assert rows(live, "select count(*) from enquiries") == [(0,)]
+    assert await file_unchosen(live.app, now=_after(CHOICE_WAIT_MINUTES + 1)) == 1
+    [(kind, text, username, details)] = rows(live, "select kind, text, username, details from enquiries")
+    assert (kind, text, username) == ("fallback", "how long?", "eve")
+    assert json.loads(details)["suggested"] == suggested
+    post = await live.api.wait_for_message(live.staff_chat)
+    assert "how long?" in post["text"] and "@eve" in post["text"] and "not chosen" in post["text"]
+    assert await file_unchosen(live.app, now=_after(CHOICE_WAIT_MINUTES * 2)) == 0
+    live.api.assert_no_errors()
+
+
+async def test_a_suggestion_picked_or_passed_on_is_not_filed_again(live: LiveBot) -> None:
+    picker, passer = live.api.add_user("Eva"), live.api.add_user("Ezra")
+    reply = await live.ask(picker, "how long?")
+    await live.press(picker, reply, live.api.buttons(reply)[0][1])
+    reply = await live.ask(passer, "how long?")
+    await live.press(passer, reply, "v1:none")
+    assert await file_unchosen(live.app, now=_after(CHOICE_WAIT_MINUTES * 2)) == 0
+    assert rows(live, "select user_id from enquiries") == [(passer.id,)]
 
 
 async def test_an_answer_that_missed_can_be_passed_to_staff_with_one_tap(live: LiveBot, brain) -> None:

@@ -240,7 +240,7 @@ async def test_commands_keep_working_during_a_hand_off(live: LiveBot) -> None:
     await settled(live.api, user)
     assert [m["text"] for m in live.api.messages(user)][-2:] == [
         texts.BOOK_CANCELLED,
-        texts.PRIVACY.format(days=365, booking_minutes=60, follow_up_minutes=30),
+        texts.PRIVACY.format(days=365, booking_minutes=60, follow_up_minutes=30, choice_minutes=30),
     ]
     live.api.assert_no_errors()
 
