@@ -119,6 +119,13 @@ _REQUEST = re.compile(
     r"interested|looking|any|info|details)\b",
     re.I,
 )
+# A question by its first words: a question word, or a verb before its subject ("do I pay").
+_ASKS_FIRST = re.compile(
+    r"^\s*(?:(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which)\b"
+    r"|(?:is|are|do|does|did|can|could|will|would|should|shall|may|am|was|were|have|has)\s+"
+    r"(?:i|you|u|we|they|it|he|she|there|this|that|my|your|the)\b)",
+    re.I,
+)
 TOLD_WORDS = 4  # a clause this long that neither asks nor requests, beside one that does, tells
 _BACK = re.compile(r"\b(?:that|this|those|these)\b", re.I)  # a question referring back to what was said
 _POINTS_BACK = frozenset({"it", "its", "them", "they", "this", "that", "those", "these"})
@@ -855,6 +862,7 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
     sentences.append((text[last:], False))
     questioning = any(asks for _, asks in sentences)
     clauses: list[tuple[str, bool]] = []  # (clause, its sentence ends with a question mark)
+    about_sender: set[int] = set()  # clauses of a statement that opens about the sender
     for sentence, asks in sentences:
         start = len(clauses)
         for piece in (p.strip() for p in _JOIN.split(sentence)):
@@ -864,13 +872,17 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
                 clauses[-1] = (f"{clauses[-1][0]} {piece}", asks)
             else:
                 clauses.append((piece, asks))
+        # "I work in a busy office and can only slip out at lunch." tells, all of it.
+        # "...im a physio, do I pay the 150" still asks.
+        if questioning and not asks and len(clauses) > start and _PREAMBLE.match(clauses[start][0]):
+            about_sender.update(i for i in range(start, len(clauses)) if not _ASKS_FIRST.match(clauses[i][0]))
     # Greetings and apologies set aside ("sorry if silly question but do we..."), once per clause.
     opened = [_OPENER.sub("", clause) for clause, _ in clauses]
     questions = [i for i, text in enumerate(opened) if _QUESTION.match(text)]
     marked = []
     for i, (clause, asks) in enumerate(clauses):
         role: Role = "asks"
-        if _PREAMBLE.match(clause) or (questioning and not asks and i not in questions):
+        if _PREAMBLE.match(clause) or i in about_sender or (questioning and not asks and i not in questions):
             role = "tells"
         elif questions and _states(clause, opened[i]):
             # ...unless the question after it asks about it: "that microglia thing, is it proven?"

@@ -168,6 +168,13 @@ def _answered(reply: Reply) -> list[str]:
         ("im a student nurse, 2nd year, can i come?", "training-backgrounds"),
         # Google Maps is where to go, not Google reviews
         ("whats the address, want to put it in google maps", "pain-course-location"),
+        ("postcode for the satnav?", "pain-course-location"),
+        # a statement about the sender tells, all of it, even the part after "and can..."
+        (
+            "I work in a really busy office and can only slip out at lunchtime. "
+            "Roughly how long would an appointment last?",
+            "treatment-duration",
+        ),
         # one question that merely mentions two things
         ("what is the centre for medical sciences and research?", "training-overview"),
         ("whats the difference between acute and chronic pain", "acute-vs-chronic-pain"),
