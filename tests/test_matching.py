@@ -169,6 +169,8 @@ def _answered(reply: Reply) -> list[str]:
         # Google Maps is where to go, not Google reviews
         ("whats the address, want to put it in google maps", "pain-course-location"),
         ("postcode for the satnav?", "pain-course-location"),
+        # a face and a body treated are not the Save Face register or an accrediting body
+        ("is it only for wrinkles and ageing or can it do body stuff too", "mesotherapy-uses"),
         # a price per person is no class size
         ("is it 600 per person", "pain-course-price"),
         # a statement about the sender tells, all of it, even the part after "and can..."
