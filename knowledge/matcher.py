@@ -126,6 +126,15 @@ _ASKS_FIRST = re.compile(
     r"(?:i|you|u|we|they|it|he|she|there|this|that|my|your|the)\b)",
     re.I,
 )
+# ...and inside a clause about the sender, where "where", "who" and "which" relate ("a clinic
+# where nobody asked"), as "what" does after a preposition ("careful about what goes in").
+_ASKS_WITHIN = re.compile(
+    r"(?<!\babout )(?<!\bof )(?<!\bin )(?<!\bon )(?<!\bfor )(?<!\bwith )(?<!\bto )"
+    r"\b(?:(?:what|whats|how|hows)\b"
+    r"|(?:is|are|do|does|did|can|could|will|would|should|shall|may|am|was|were|have|has)\s+"
+    r"(?:i|you|u|we|they|it|he|she|there|this|that|my|your|the)\b)",
+    re.I,
+)
 TOLD_WORDS = 4  # a clause this long that neither asks nor requests, beside one that does, tells
 _BACK = re.compile(r"\b(?:that|this|those|these)\b", re.I)  # a question referring back to what was said
 _POINTS_BACK = frozenset({"it", "its", "them", "they", "this", "that", "those", "these"})
@@ -865,7 +874,7 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
     about_sender: set[int] = set()  # clauses of a statement that opens about the sender
     for sentence, asks in sentences:
         start = len(clauses)
-        for piece in (p.strip() for p in _JOIN.split(sentence)):
+        for piece in (p.strip() for p in _JOIN.split(sentence) for p in _told_then_asked(p)):
             if not piece:
                 continue
             if len(clauses) > start and _QUESTION.match(clauses[-1][0]) and not _QUESTION.match(piece):
@@ -890,6 +899,15 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
             role = "leads" if _BACK.search(after) or (after and _NAMING.match(clause)) else "tells"
         marked.append((clause, role))
     return marked
+
+
+def _told_then_asked(piece: str) -> list[str]:
+    """A clause about the sender that runs on into a question ("my mum is having hers next week
+    what aftercare will she need"): the two, cut where the question starts."""
+    found = _ASKS_WITHIN.search(piece) if _PREAMBLE.match(piece) else None
+    if found is None or len(piece[: found.start()].split()) < TOLD_WORDS:
+        return [piece]
+    return [piece[: found.start()], piece[found.start() :]]
 
 
 def _states(clause: str, opened: str) -> bool:

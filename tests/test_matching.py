@@ -169,6 +169,14 @@ def _answered(reply: Reply) -> list[str]:
         # Google Maps is where to go, not Google reviews
         ("whats the address, want to put it in google maps", "pain-course-location"),
         ("postcode for the satnav?", "pain-course-location"),
+        # what the sender tells runs on into the question, with no comma between
+        ("my mum is having hers next week what aftercare will she need", "aftercare"),
+        ("i have to get my kids at half 5 so what time does the day finish", "pain-course-hours"),
+        # ...where "what" after "about" asks nothing
+        (
+            "my wife is really careful about what goes in her body, whats actually in the mix they inject",
+            "mesotherapy-ingredients",
+        ),
         # a face and a body treated are not the Save Face register or an accrediting body
         ("is it only for wrinkles and ageing or can it do body stuff too", "mesotherapy-uses"),
         # a price per person is no class size
