@@ -22,12 +22,12 @@ from knowledge.yamlfile import KnowledgeError
 # them (91.8%, 1.2%). Batches 4 and 5, in styles the first lacked (voice-note transcripts,
 # non-native English, questions buried in a story or asked for someone else), scored 46.8% and
 # 70.2% top-1 on their own before any tuning on them; batch 6, written in the mix a real bot sees,
-# scored 82.5% top-1 and 5.6% false answers. The whole set is at 86.1% / 2.6%. These floors guard
+# scored 82.5% top-1 and 5.6% false answers. The whole set is at 87.8% / 2.6%. These floors guard
 # what is reached and stop regressions; they are not the targets, which are still to be met on the
 # enlarged set (benchmarks/RESULTS.md has the figures).
-TOP1_FLOOR = 0.855  # answered with exactly the expected entries
+TOP1_FLOOR = 0.87  # answered with exactly the expected entries
 FALSE_ANSWER_LIMIT = 0.028  # confident answers to questions the documents do not cover
-SUGGEST_RECALL_FLOOR = 0.915  # the right entry answered or offered as "did you mean" (target 95%)
+SUGGEST_RECALL_FLOOR = 0.925  # the right entry answered or offered as "did you mean" (target 95%)
 
 
 @pytest.fixture(scope="module")
