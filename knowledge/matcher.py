@@ -120,19 +120,18 @@ _REQUEST = re.compile(
     re.I,
 )
 # A question by its first words: a question word, or a verb before its subject ("do I pay").
+_INVERTED = (
+    r"(?:is|are|do|does|did|can|could|will|would|should|shall|may|am|was|were|have|has)\s+"
+    r"(?:i|you|u|we|they|it|he|she|there|this|that|my|your|the)\b"
+)
 _ASKS_FIRST = re.compile(
-    r"^\s*(?:(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which)\b"
-    r"|(?:is|are|do|does|did|can|could|will|would|should|shall|may|am|was|were|have|has)\s+"
-    r"(?:i|you|u|we|they|it|he|she|there|this|that|my|your|the)\b)",
-    re.I,
+    rf"^\s*(?:(?:what|whats|how|hows|where|wheres|when|whens|who|whos|why|which)\b|{_INVERTED})", re.I
 )
 # ...and inside a clause about the sender, where "where", "who" and "which" relate ("a clinic
 # where nobody asked"), as "what" does after a preposition ("careful about what goes in").
 _ASKS_WITHIN = re.compile(
     r"(?<!\babout )(?<!\bof )(?<!\bin )(?<!\bon )(?<!\bfor )(?<!\bwith )(?<!\bto )"
-    r"\b(?:(?:what|whats|how|hows)\b"
-    r"|(?:is|are|do|does|did|can|could|will|would|should|shall|may|am|was|were|have|has)\s+"
-    r"(?:i|you|u|we|they|it|he|she|there|this|that|my|your|the)\b)",
+    rf"\b(?:(?:what|whats|how|hows)\b|{_INVERTED})",
     re.I,
 )
 TOLD_WORDS = 4  # a clause this long that neither asks nor requests, beside one that does, tells
