@@ -49,17 +49,14 @@ async def deliver(
     """Send a reply; enquiries are stored before the user is told they were passed on. What the
     person `said_before` goes with an enquiry: "and is there parking?" means little alone."""
     if reply.for_staff:
-        details = _details(reply)
-        if said_before:
-            details["said_before"] = said_before[:SAID_BEFORE_EXCERPT]
+        details = _details(reply, said_before)
         enquiry = await file_enquiry(update, context, reply.kind.value, reply.question, details)
         if enquiry is None:
             reply = _not_saved(reply)
-    elif reply.kind is Kind.SUGGEST:
-        details = _details(reply)
-        if said_before:
-            details["said_before"] = said_before[:SAID_BEFORE_EXCERPT]
-        await await_choice(update, context, message, details)
+    if reply.kind is Kind.SUGGEST:  # never for staff at once: only if no choice is made
+        await await_choice(update, context, message, _details(reply, said_before))
+    elif update.edited_message is not None:  # the question as first sent may be waiting
+        await choice_made(context, message)
     # An answer to a question typed in private can be disowned ("Not what I asked"): a confident
     # answer that missed the point then reaches staff like any unanswered question.
     disown = reply.kind is Kind.ANSWER and message.chat.type == ChatType.PRIVATE
@@ -133,12 +130,14 @@ async def _count(context: CallbackContext, entry_ids: Sequence[str]) -> None:
         log.exception("could not count answers from %s", ", ".join(entry_ids))
 
 
-def _details(reply: Reply) -> dict:
+def _details(reply: Reply, said_before: str) -> dict:
     details: dict = {}
     if reply.red_flags:
         details["red_flags"] = list(reply.red_flags)
     if reply.suggestions:
         details["suggested"] = [c.entry_id for c in reply.suggestions]
+    if said_before:
+        details["said_before"] = said_before[:SAID_BEFORE_EXCERPT]
     return details
 
 

@@ -285,6 +285,17 @@ async def test_an_edited_question_is_answered_again(live: LiveBot) -> None:
     assert "£600" in (await live.api.wait_for_message(user))["text"]
 
 
+async def test_a_question_edited_into_one_answered_no_longer_waits_for_a_choice(live: LiveBot) -> None:
+    user = live.api.add_user("Kim")
+    sent = live.api.send_text(user, "how long?")
+    assert (await live.api.wait_for_message(user))["text"] == texts.DID_YOU_MEAN
+    live.api.edit_text(sent, "how much is the pain course")
+    await live.api.wait_for_message(user)  # "I've read your edit"
+    assert "£600" in (await live.api.wait_for_message(user))["text"]
+    assert await file_unchosen(live.app, now=_after(CHOICE_WAIT_MINUTES * 2)) == 0
+    assert rows(live, "select count(*) from enquiries") == [(0,)]
+
+
 async def test_in_groups_the_bot_answers_only_when_addressed(live: LiveBot) -> None:
     user = live.api.add_user("Lee")
     group = live.api.add_group("Delegates", members=[user])
