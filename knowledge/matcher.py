@@ -869,6 +869,9 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
         last = found.end()
     sentences.append((text[last:], False))
     questioning = any(asks for _, asks in sentences)
+    # ...or, with no question mark anywhere, one sentence opens like a question ("...she doesnt
+    # want surgery. is meso the kind of thing for that")
+    opens_asking = questioning or any(_QUESTION.match(_OPENER.sub("", s)) for s, _ in sentences)
     clauses: list[tuple[str, bool]] = []  # (clause, its sentence ends with a question mark)
     about_sender: set[int] = set()  # clauses of a statement that opens about the sender
     for sentence, asks in sentences:
@@ -882,7 +885,7 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
                 clauses.append((piece, asks))
         # "I work in a busy office and can only slip out at lunch." tells, all of it.
         # "...im a physio, do I pay the 150" still asks.
-        if questioning and not asks and len(clauses) > start and _PREAMBLE.match(clauses[start][0]):
+        if opens_asking and not asks and len(clauses) > start and _PREAMBLE.match(clauses[start][0]):
             about_sender.update(i for i in range(start, len(clauses)) if not _ASKS_FIRST.match(clauses[i][0]))
     # Greetings and apologies set aside ("sorry if silly question but do we..."), once per clause.
     opened = [_OPENER.sub("", clause) for clause, _ in clauses]
