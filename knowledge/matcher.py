@@ -104,6 +104,8 @@ _OPENER = re.compile(
 # Words before the name of the thing a question wants ("do I get a certificate?").
 _GETTING = frozenset({"get", "gets", "getting", "got", "receive", "receives", "receiving"})
 _DETERMINERS = frozenset({"a", "an", "the", "my", "your", "any", "some", "our"})
+# ...and words that only say how much of it ("do I get proper feedback?"): the thing comes after.
+_DEGREE = frozenset({"proper", "real", "decent", "enough", "plenty", "lots", "loads", "more", "extra"})
 # "how much", "how many (days)": asking for an amount, naming nothing it is the amount of.
 _AMOUNT = frozenset({"much", "many", "minute", "hour", "day", "week", "month", "year"})
 # A clause that tells something about the sender rather than asking: read with the next one.
@@ -404,7 +406,7 @@ class Matcher:
         named: set[str] = set()
         for i, word in enumerate(words[:-1]):
             if word in _GETTING or (word in ("many", "much") and i and words[i - 1] == "how"):
-                after = [w for w in words[i + 1 : i + 3] if w not in _DETERMINERS][:1]
+                after = [w for w in words[i + 1 : i + 4] if w not in _DETERMINERS | _DEGREE][:1]
                 named.update(stem(w) for w in after if w not in self.language.stopwords)
         return named
 
