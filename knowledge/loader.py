@@ -304,7 +304,7 @@ def _load_entries(path: Path, context: _Context) -> list[Entry]:
         if audience and audience not in AUDIENCES:
             report(f"audience: unknown audience {audience!r}, use one of {', '.join(AUDIENCES)}")
         question = render(_text(raw, "question", report), "question", report)
-        phrasings = _texts(raw, "phrasings", report)
+        phrasings = [render(text, "phrasings", report) for text in _texts(raw, "phrasings", report)]
         for phrasing in phrasings:
             key = _normal(phrasing)
             if key == _normal(question):

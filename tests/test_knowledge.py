@@ -401,6 +401,10 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         ["entry 'pain-course-price'", "answer: unknown fact {pain_course_prise}",
          "did you mean 'pain_course_price'"],
     ),
+    "unknown placeholder in a phrasing": (
+        _set(PRICE, "phrasings", ["is it {pain_course_prise}"]),
+        ["entry 'pain-course-price'", "phrasings: unknown fact {pain_course_prise}"],
+    ),
     "stray brace": (
         _set(PRICE, "answer", "It costs {pain_course_price} {per day."),
         ["entry 'pain-course-price'", "answer: stray brace"],
