@@ -18,16 +18,15 @@ from knowledge.language import LANGUAGE_FILE, Language
 from knowledge.matcher import split_questions
 from knowledge.yamlfile import KnowledgeError
 
-# The brief's targets are top-1 >= 90% and false answers <= 3%. The set's first three batches meet
-# them (91.8%, 1.2%). Batches 4 and 5, in styles the first lacked (voice-note transcripts,
-# non-native English, questions buried in a story or asked for someone else), scored 46.8% and
-# 70.2% top-1 on their own before any tuning on them; batch 6, written in the mix a real bot sees,
-# scored 82.5% top-1 and 5.6% false answers. The whole set is at 87.8% / 2.6%. These floors guard
-# what is reached and stop regressions; they are not the targets, which are still to be met on the
-# enlarged set (benchmarks/RESULTS.md has the figures).
-TOP1_FLOOR = 0.87  # answered with exactly the expected entries
-FALSE_ANSWER_LIMIT = 0.028  # confident answers to questions the documents do not cover
-SUGGEST_RECALL_FLOOR = 0.925  # the right entry answered or offered as "did you mean" (target 95%)
+# The brief's targets, top-1 >= 90% and false answers <= 3%, are asserted on the whole set. Its first
+# three batches met them early (91.8%, 1.2%); batches 4 and 5, in styles the first lacked
+# (voice-note transcripts, non-native English, questions buried in a story or asked for someone
+# else), scored 46.8% and 70.2% top-1 on their own before any tuning on them, and batch 6, written
+# in the mix a real bot sees, 82.5% / 5.6%. The whole set now reaches 90.6% / 2.6%
+# (benchmarks/RESULTS.md has the figures per half).
+TOP1_FLOOR = 0.90  # answered with exactly the expected entries
+FALSE_ANSWER_LIMIT = 0.03  # confident answers to questions the documents do not cover
+SUGGEST_RECALL_FLOOR = 0.94  # the right entry answered or offered as "did you mean" (aim: 95%)
 
 
 @pytest.fixture(scope="module")
