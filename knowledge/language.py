@@ -21,6 +21,8 @@ from knowledge.yamlfile import KnowledgeError, load_yaml
 
 LANGUAGE_FILE = Path(__file__).with_name("language.yaml")
 _WORD = re.compile(r"£|[a-z0-9]+(?:[.'][a-z0-9]+)*")
+# An email or web address names no topic: "ada@example.com" is not a question about an example.
+ADDRESS = re.compile(r"\S+@\S+|\bhttps?://\S+|\bwww\.\S+", re.I)
 _SECTIONS = ("spellings", "abbreviations", "acronyms", "phrases", "synonyms", "focus", "stopwords", "keep")
 _STRETCHED = re.compile(r"([a-z])\1{2,}")  # a letter typed three or more times
 LONGEST_PHRASE = 4  # words in the longest set phrase
@@ -113,11 +115,12 @@ class Language:
 
     def raw_words(self, text: str) -> list[str]:
         """The words as typed, casefolded, apostrophes dropped ("what's" -> "whats"), numbers without
-        leading zeros ("09:00" -> "9", "00" -> "0"). Acronyms first, unless the whole message is
-        in capitals (then "IM" is I'm shouted)."""
+        leading zeros ("09:00" -> "9", "00" -> "0"), email and web addresses left out. Acronyms
+        first, unless the whole message is in capitals (then "IM" is I'm shouted)."""
         text = unicodedata.normalize("NFKC", text)
         if self._acronym is not None and any(c.islower() for c in text):
             text = self._acronym.sub(lambda found: self.acronyms[found.group(0)], text)
+        text = ADDRESS.sub(" ", text)
         folded = _STRETCHED.sub(r"\1", text.casefold().replace("\u2019", "'"))  # "sooo" -> "so"
         return [_number(raw.replace("'", "")) for raw in _WORD.findall(folded)]
 

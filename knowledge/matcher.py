@@ -48,7 +48,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from knowledge.english import frequency, is_english
-from knowledge.language import Language, stem
+from knowledge.language import ADDRESS, Language, stem
 from knowledge.model import Entry, Gap
 from knowledge.yamlfile import KnowledgeError
 
@@ -864,6 +864,7 @@ def _clauses(text: str) -> list[tuple[str, Role]]:
     question goes on with more of what it asks ("do you teach aftercare and treatment plans", "do
     I get it on the day, or posted later"): "price and where is it" is two, "the centre for ...
     and research" one."""
+    text = ADDRESS.sub(" ", text)  # its full stops end no sentence: "www.example.com"
     sentences: list[tuple[str, bool]] = []  # (sentence, ends with a question mark)
     last = 0
     for found in _BREAK.finditer(text):

@@ -338,6 +338,15 @@ def test_dates_is_not_read_as_rates(brain: Brain) -> None:
     assert _answered(brain.reply("rates?")) == ["pain-course-price"]
 
 
+def test_an_email_or_web_address_is_no_question(brain: Brain) -> None:
+    # "ada@example.com", typed at the booking's contact step, was answered as "the glucose example"
+    for address in ("ada@example.com", "www.example.com", "https://example.com/pain-course"):
+        assert brain.reply(address).kind.value == "fallback", address
+    assert _answered(brain.reply("my email is ada@example.com, is the pack emailed?")) == [
+        "pain-course-learning-pack-delivery"
+    ]
+
+
 @pytest.mark.parametrize("question", ["how long?", "duration?", "what's included in the price", "how much?!"])
 def test_suggestions_are_few_and_never_gaps(brain: Brain, question: str) -> None:
     reply = brain.reply(question)
